@@ -1,0 +1,49 @@
+"""What every job's command line shares: config options, logging, and one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Callable
+
+from reviewlake.config import Config, ConfigError, load_config
+
+log = logging.getLogger("reviewlake")
+
+# Errors a user can fix: shown as one line, exit code 2, no traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, FileNotFoundError, ValueError)
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    """An argument parser with the options every job takes."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--profile", default=None,
+                   help="config profile in conf/ applied over base.yaml (default: $REVIEWLAKE_PROFILE or local)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set spark.shuffle_partitions=16 (repeatable)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return p
+
+
+def config(args: argparse.Namespace) -> Config:
+    """The configuration selected by the common options."""
+    return load_config(args.profile, args.overrides)
+
+
+def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> None:
+    """Run a job's ``main`` and exit with its code; a user error prints one line and exits 2."""
+    verbose = "-v" in (argv or sys.argv) or "--verbose" in (argv or sys.argv)
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    try:
+        code = main(argv)
+    except USER_ERRORS as exc:
+        if verbose:
+            log.exception("failed")
+        print(f"error: {exc}", file=sys.stderr)
+        code = 2
+    sys.exit(code)

@@ -1,0 +1,203 @@
+"""Typed configuration: ``conf/base.yaml``, then a profile, then ``--set key=value`` overrides.
+
+Every key is validated by pydantic with unknown keys forbidden, so a typo in a YAML file or an
+override fails at start-up with one line naming the key, instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CONF_DIR = PROJECT_ROOT / "conf"
+
+_ENV_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is missing, malformed or invalid."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Paths(_Strict):
+    warehouse: Path
+    metastore: Path
+    data: Path
+    jars: Path
+
+
+class Tables(_Strict):
+    bronze: str = "reviews_bronze"
+    quarantine: str = "reviews_quarantine"
+    ingest_runs: str = "ingest_runs"
+
+
+class SparkSettings(_Strict):
+    master: str = "local[2]"
+    app_name: str = "reviewlake"
+    shuffle_partitions: int = Field(8, ge=1)
+    driver_memory: str = "4g"
+    metastore_uri: str | None = None
+    executor_env: dict[str, str] = Field(default_factory=dict)
+    conf: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("metastore_uri", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+
+TimeFormat = Literal["unix_seconds", "unix_millis", "date", "timestamp"]
+
+
+class TabularSource(_Strict):
+    """How the columns of a CSV or Parquet corpus map onto the bronze schema."""
+
+    key: list[str] = Field(min_length=1)
+    columns: dict[str, str]
+    time_format: TimeFormat = "timestamp"
+
+    @field_validator("columns")
+    @classmethod
+    def _known_targets(cls, value: dict[str, str]) -> dict[str, str]:
+        allowed = {
+            "product_id", "product_title", "category", "rating", "label", "title", "text",
+            "review_time", "verified", "helpful_votes",
+        }
+        unknown = sorted(set(value) - allowed)
+        if unknown:
+            raise ValueError(f"unknown bronze column(s) {unknown}; allowed: {sorted(allowed)}")
+        if "text" not in value:
+            raise ValueError("a mapping for 'text' is required")
+        return value
+
+
+class IngestSettings(_Strict):
+    max_text_chars: int = Field(32768, ge=1)
+    tabular: dict[str, TabularSource] = Field(default_factory=dict)
+
+
+class GenerateSettings(_Strict):
+    seed: int = 42
+    malformed_share: float = Field(0.002, ge=0.0, le=1.0)
+    label_noise: float = Field(0.03, ge=0.0, le=0.5)
+
+
+class Config(_Strict):
+    """The whole validated configuration of one run."""
+
+    database: str = Field("reviewlake", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    paths: Paths
+    tables: Tables = Tables()
+    spark: SparkSettings = SparkSettings()
+    ingest: IngestSettings = IngestSettings()
+    generate: GenerateSettings = GenerateSettings()
+
+    def table(self, name: str) -> str:
+        """Qualified name ``database.table`` of a table named in ``tables``."""
+        return f"{self.database}.{getattr(self.tables, name)}"
+
+
+def _expand(value: Any) -> Any:
+    """Expand ``${VAR:-default}`` and ``~`` in every string of a parsed YAML tree."""
+    if isinstance(value, dict):
+        return {k: _expand(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v) for v in value]
+    if isinstance(value, str):
+        def sub(match: re.Match[str]) -> str:
+            env = os.environ.get(match["name"])
+            return env if env else (match["default"] or "")
+
+        return _ENV_REF.sub(sub, value)
+    return value
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}".replace("\n", " ")) from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at top level")
+    return data
+
+
+def _apply_override(tree: dict[str, Any], override: str) -> None:
+    if "=" not in override:
+        raise ConfigError(f"override '{override}' must look like key.sub=value")
+    dotted, raw = override.split("=", 1)
+    node = tree
+    *parents, leaf = dotted.strip().split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override '{override}': '{part}' is not a section")
+    node[leaf] = yaml.safe_load(raw) if raw else None
+
+
+def _resolve_paths(tree: dict[str, Any]) -> None:
+    for key, value in tree.get("paths", {}).items():
+        if isinstance(value, str):
+            path = Path(value).expanduser()
+            tree["paths"][key] = path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def load_config(
+    profile: str | None = None,
+    overrides: list[str] | None = None,
+    conf_dir: Path | None = None,
+) -> Config:
+    """Load and validate the configuration.
+
+    Parameters
+    ----------
+    profile
+        Name of a YAML file in ``conf_dir`` applied on top of ``base.yaml`` (``local``, ``cluster``).
+        Defaults to ``$REVIEWLAKE_PROFILE``, else ``local``.
+    overrides
+        ``key.sub=value`` strings applied last; values are parsed as YAML scalars.
+    conf_dir
+        Folder of the YAML files; ``conf/`` of the repository by default.
+
+    Raises
+    ------
+    ConfigError
+        With a one-line message naming the file or key at fault.
+    """
+    conf_dir = conf_dir or Path(os.environ.get("REVIEWLAKE_CONF_DIR", CONF_DIR))
+    profile = profile or os.environ.get("REVIEWLAKE_PROFILE", "local")
+    tree = _read_yaml(conf_dir / "base.yaml")
+    tree = _merge(tree, _read_yaml(conf_dir / f"{profile}.yaml"))
+    for override in overrides or []:
+        _apply_override(tree, override)
+    tree = _expand(tree)
+    _resolve_paths(tree)
+    try:
+        return Config.model_validate(tree)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration ({conf_dir}, profile '{profile}'): {problems}") from exc

@@ -1,0 +1,119 @@
+"""Table schemas and the Delta write helpers every stage uses.
+
+Writes go through Delta MERGE (insert-only on a key) so a re-run inserts nothing it already wrote, and
+each MERGE is one atomic commit: a run killed half-way leaves the table as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
+
+log = logging.getLogger(__name__)
+
+BRONZE_SCHEMA = T.StructType(
+    [
+        T.StructField("review_id", T.StringType(), False),
+        T.StructField("source", T.StringType(), False),
+        T.StructField("product_id", T.StringType()),
+        T.StructField("product_title", T.StringType()),
+        T.StructField("category", T.StringType()),
+        T.StructField("rating", T.IntegerType()),
+        T.StructField("label", T.StringType()),
+        T.StructField("title", T.StringType()),
+        T.StructField("text", T.StringType(), False),
+        T.StructField("review_time", T.TimestampType()),
+        T.StructField("verified", T.BooleanType()),
+        T.StructField("helpful_votes", T.IntegerType()),
+        T.StructField("source_file", T.StringType(), False),
+        T.StructField("source_line", T.LongType()),
+        T.StructField("ingest_run_id", T.StringType(), False),
+        T.StructField("ingested_at", T.TimestampType(), False),
+    ]
+)
+
+QUARANTINE_SCHEMA = T.StructType(
+    [
+        T.StructField("quarantine_id", T.StringType(), False),
+        T.StructField("source", T.StringType(), False),
+        T.StructField("format", T.StringType(), False),
+        T.StructField("source_file", T.StringType(), False),
+        T.StructField("source_line", T.LongType()),
+        T.StructField("raw_record", T.StringType()),
+        T.StructField("reason", T.StringType(), False),
+        T.StructField("detail", T.StringType()),
+        T.StructField("ingest_run_id", T.StringType(), False),
+        T.StructField("quarantined_at", T.TimestampType(), False),
+    ]
+)
+
+INGEST_RUNS_SCHEMA = T.StructType(
+    [
+        T.StructField("run_id", T.StringType(), False),
+        T.StructField("source", T.StringType(), False),
+        T.StructField("format", T.StringType(), False),
+        T.StructField("input", T.StringType(), False),
+        T.StructField("started_at", T.TimestampType(), False),
+        T.StructField("finished_at", T.TimestampType(), False),
+        T.StructField("rows_read", T.LongType(), False),
+        T.StructField("rows_accepted", T.LongType(), False),
+        T.StructField("rows_quarantined", T.LongType(), False),
+        T.StructField("bronze_rows_inserted", T.LongType(), False),
+        T.StructField("quarantine_rows_inserted", T.LongType(), False),
+        T.StructField("bronze_version", T.LongType(), False),
+    ]
+)
+
+
+def ensure_table(
+    spark: SparkSession,
+    name: str,
+    schema: T.StructType,
+    partition_by: list[str] | None = None,
+) -> DeltaTable:
+    """Create the managed Delta table ``name`` with ``schema`` unless it exists, and return it."""
+    builder = DeltaTable.createIfNotExists(spark).tableName(name).addColumns(schema)
+    if partition_by:
+        builder = builder.partitionedBy(*partition_by)
+    return builder.execute()
+
+
+def last_commit_metric(table: DeltaTable, metric: str) -> int:
+    """An operation metric (e.g. ``numTargetRowsInserted``) of the table's latest commit."""
+    row = table.history(1).select("operationMetrics").first()
+    metrics = (row["operationMetrics"] if row else None) or {}
+    return int(metrics.get(metric, 0))
+
+
+def table_version(table: DeltaTable) -> int:
+    """The Delta version of the table's latest commit."""
+    row = table.history(1).select("version").first()
+    return int(row["version"]) if row else -1
+
+
+def insert_new(
+    table: DeltaTable,
+    rows: DataFrame,
+    key: list[str],
+    prune: dict[str, str] | None = None,
+) -> int:
+    """Insert the rows of ``rows`` whose ``key`` is not yet in ``table``; return how many went in.
+
+    Rows are de-duplicated on ``key`` first (an insert-only MERGE would otherwise insert a key twice).
+    ``prune`` adds literal equalities on partition columns to the match condition so Delta reads only
+    the affected partitions.
+    """
+    if not key:
+        raise ValueError("'key' in insert_new cannot be empty")
+    conditions = [f"t.`{k}` = s.`{k}`" for k in key]
+    conditions += [f"t.`{col}` = '{value}'" for col, value in (prune or {}).items()]
+    (
+        table.alias("t")
+        .merge(rows.dropDuplicates(key).alias("s"), " AND ".join(conditions))
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
+    return last_commit_metric(table, "numTargetRowsInserted")
