@@ -101,7 +101,10 @@ def validate(staged: DataFrame, time_format: TimeFormat | None, max_text_chars: 
         ("missing_text", F.col("text").isNull() | (F.trim("text") == ""), F.lit("no review text")),
         (
             "invalid_utf8",
-            F.col("text").contains(REPLACEMENT_CHAR)
+            # Spark keeps a file's bytes as read: an invalid sequence is either still there (raw
+            # record) or, once a string function decoded it, a U+FFFD replacement character.
+            ~F.coalesce(F.is_valid_utf8("raw_record"), F.lit(True))
+            | F.col("text").contains(REPLACEMENT_CHAR)
             | F.coalesce(F.col("title").contains(REPLACEMENT_CHAR), F.lit(False)),
             F.lit("text is not valid UTF-8"),
         ),
@@ -170,7 +173,8 @@ def to_quarantine(validated: DataFrame, source: str, fmt: str, run_id: str, at: 
     file_name = F.regexp_extract("source_file", r"([^/]*)$", 1)
     return validated.where(F.col("reason").isNotNull()).select(
         F.substring(
-            F.sha2(F.concat_ws("\u0001", F.lit(source), file_name, F.coalesce("raw_record", F.lit(""))), 256),
+            F.sha2(F.concat_ws("\u0001", F.lit(source), file_name, F.col("source_line").cast("string"),
+                               F.coalesce("raw_record", F.lit(""))), 256),
             1, 32,
         ).alias("quarantine_id"),
         F.lit(source).alias("source"),
@@ -244,6 +248,8 @@ def ingest(
         counts = {r["ok"]: r["n"] for r in validated.groupBy(F.col("reason").isNull().alias("ok"))
                   .agg(F.count("*").alias("n")).collect()}
         accepted, quarantined = counts.get(True, 0), counts.get(False, 0)
+        for frame in options.persisted:  # validated is cached now; the raw lines are not needed
+            frame.unpersist()
         log.info("%s: %d rows read, %d accepted, %d quarantined", path, accepted + quarantined,
                  accepted, quarantined)
 
@@ -260,6 +266,8 @@ def ingest(
         )
     finally:
         validated.unpersist()
+        for frame in options.persisted:
+            frame.unpersist()
         sc.setJobDescription(None)  # type: ignore[arg-type]
 
     report = IngestReport(

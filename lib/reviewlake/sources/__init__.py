@@ -6,16 +6,17 @@ the wrong type can be reported, not silently nulled), plus:
 - ``key_parts``: array of strings that identify the review (the natural key, or its content);
 - ``raw_record``: the record as read, kept for the quarantine;
 - ``parse_error``: why the record could not be parsed, or null;
-- ``source_file`` and ``source_line`` (null where the reader cannot know it).
+- ``source_file`` and ``source_line`` (1-based; null for one-record-per-file formats).
 
 :func:`reviewlake.ingest.validate` then types, checks and splits it into bronze and quarantine rows.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
+from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -29,11 +30,12 @@ STAGED_FIELDS = (
 
 @dataclass(frozen=True)
 class ReadOptions:
-    """What a reader needs besides the path."""
+    """What a reader needs besides the path; ``persisted`` collects frames to unpersist after the run."""
 
     source: str
     category: str | None
     cfg: Config
+    persisted: list[DataFrame] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -46,16 +48,47 @@ class SourceReader:
     doc: str
 
 
-def read_files(spark: SparkSession, path: str, *, whole_file: bool = False) -> DataFrame:
-    """Lines (or whole files) of the text files at ``path`` with the file each came from.
+def read_files(spark: SparkSession, path: str, options: ReadOptions, *, whole_file: bool = False) -> DataFrame:
+    """Lines (or whole files) of the text files at ``path``, with the file and line each came from.
 
-    Spark reads plain, gzip and bzip2 files alike; bzip2 is split across tasks.
+    Spark reads plain, gzip and bzip2 files alike, and splits bzip2 across tasks. Its text source
+    does not number lines, so the lines are cached once and numbered exactly: rows of one file split
+    are contiguous in one partition, and a file's splits, in order of their byte offsets, hold its
+    lines in order; the line number is the count of lines in earlier splits of the file plus the
+    row's place in its own split. Whole files get no line number.
     """
-    df = spark.read.text(path, wholetext=whole_file)
-    return df.select(
+    reader = spark.read
+    if whole_file:  # a folder tree of one-record files, such as aclImdb
+        reader = reader.option("recursiveFileLookup", "true").option("pathGlobFilter", "*.txt")
+    df = reader.text(path, wholetext=whole_file).select(
         F.col("value"),
         F.col("_metadata.file_path").alias("source_file"),
         F.col("_metadata.file_name").alias("file_name"),
+        F.col("_metadata.file_block_start").alias("_block"),
+        F.spark_partition_id().alias("_pid"),
+        F.monotonically_increasing_id().alias("_row"),
+    )
+    if whole_file:
+        return df.select("value", "source_file", "file_name", F.lit(None).cast("long").alias("source_line"))
+    df = df.persist(StorageLevel.MEMORY_AND_DISK)
+    options.persisted.append(df)
+    splits = (
+        df.groupBy("source_file", "_block", "_pid")
+        .agg(F.min("_row").alias("_first"), F.count("*").alias("_n"))
+        .collect()
+    )
+    offsets, base, previous_file = [], 0, None
+    for split in sorted(splits, key=lambda r: (r["source_file"], r["_block"])):
+        if split["source_file"] != previous_file:
+            base, previous_file = 0, split["source_file"]
+        offsets.append((split["source_file"], split["_block"], split["_pid"], split["_first"], base))
+        base += split["_n"]
+    offsets_df = spark.createDataFrame(
+        offsets, "source_file string, _block long, _pid int, _first long, _base long"
+    )
+    return df.join(F.broadcast(offsets_df), ["source_file", "_block", "_pid"]).select(
+        "value", "source_file", "file_name",
+        (F.col("_base") + F.col("_row") - F.col("_first") + 1).alias("source_line"),
     )
 
 
@@ -65,10 +98,12 @@ def staged(
     key_parts: list[Column],
     raw_record: Column,
     parse_error: Column,
-    source_line: Column | None = None,
     **fields: Column,
 ) -> DataFrame:
-    """Project ``df`` (which has ``source_file``) onto the staged columns; a field not given is null."""
+    """Project ``df`` (which has ``source_file`` and ``source_line``) onto the staged columns.
+
+    A field not given is null.
+    """
     unknown = set(fields) - set(STAGED_FIELDS)
     if unknown:
         raise ValueError(f"unknown staged field(s) {sorted(unknown)}")
@@ -77,7 +112,7 @@ def staged(
         raw_record.cast("string").alias("raw_record"),
         parse_error.cast("string").alias("parse_error"),
         F.col("source_file"),
-        (source_line if source_line is not None else F.lit(None)).cast("long").alias("source_line"),
+        F.col("source_line"),
     ]
     columns += [fields.get(name, F.lit(None)).cast("string").alias(name) for name in STAGED_FIELDS]
     return df.select(*columns)

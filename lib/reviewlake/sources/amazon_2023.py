@@ -19,7 +19,7 @@ FIELDS = [
 
 
 def read(spark: SparkSession, path: str, options: ReadOptions) -> DataFrame:
-    parsed, parse_error = parse_json_lines(read_files(spark, path), FIELDS)
+    parsed, parse_error = parse_json_lines(read_files(spark, path, options), FIELDS)
     return staged(
         parsed,
         key_parts=[F.col("j.user_id"), F.col("j.asin"), F.col("j.timestamp")],

@@ -20,7 +20,7 @@ FIELDS = [
 
 
 def read(spark: SparkSession, path: str, options: ReadOptions) -> DataFrame:
-    parsed, parse_error = parse_json_lines(read_files(spark, path), FIELDS)
+    parsed, parse_error = parse_json_lines(read_files(spark, path, options), FIELDS)
     return staged(
         parsed,
         key_parts=[F.col("j.reviewerID"), F.col("j.asin"), F.col("j.unixReviewTime")],

@@ -20,7 +20,7 @@ HEADER = "\t".join(COLUMNS)
 
 
 def read(spark: SparkSession, path: str, options: ReadOptions) -> DataFrame:
-    lines = read_files(spark, path).where(F.col("value") != HEADER)
+    lines = read_files(spark, path, options).where((F.col("source_line") > 1) | (F.col("value") != HEADER))
     lines = lines.withColumn("f", F.split("value", "\t", -1))
     field = {name: F.col("f")[i] for i, name in enumerate(COLUMNS)}
     n = F.size("f")

@@ -1,7 +1,8 @@
 """fastText lines: ``__label__1 Title: body`` (the 3.6M Amazon polarity set; plain or .bz2).
 
 Label 1 is negative and 2 positive. Title and body split at the first ``": "``; a line without one is
-all body. The file has no review ids, so a review is identified by its content.
+all body. The file has no review ids, so a review is identified by its file (without compression
+suffix) and line: the same file ingested again, compressed or not, gives the same ids.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ _LINE = r"^__label__(\S+) (.*)$"
 
 
 def read(spark: SparkSession, path: str, options: ReadOptions) -> DataFrame:
-    lines = read_files(spark, path).withColumn("rest", F.regexp_extract("value", _LINE, 2))
+    lines = read_files(spark, path, options).withColumn("rest", F.regexp_extract("value", _LINE, 2))
     label = F.regexp_extract("value", _LINE, 1)
     rest = F.col("rest")
     colon = F.locate(": ", rest)
@@ -27,7 +28,8 @@ def read(spark: SparkSession, path: str, options: ReadOptions) -> DataFrame:
     )
     return staged(
         lines,
-        key_parts=[label, rest],
+        key_parts=[F.regexp_replace("file_name", r"\.(bz2|gz|deflate|zst|lz4|snappy)$", ""),
+                   F.col("source_line")],
         raw_record=F.col("value"),
         parse_error=parse_error,
         label=mapped,

@@ -15,8 +15,7 @@ _PATH = r"/(train|test)/(pos|neg|unsup)/(\d+)_(\d+)\.txt$"
 
 
 def read(spark: SparkSession, path: str, options: ReadOptions) -> DataFrame:
-    root = path.rstrip("/")
-    files = read_files(spark, f"{root}/*/*/*.txt", whole_file=True)
+    files = read_files(spark, path, options, whole_file=True)
     part = {name: F.regexp_extract("source_file", _PATH, i + 1) for i, name in
             enumerate(["split", "polarity", "id", "stars"])}
     stars = part["stars"].try_cast("int")

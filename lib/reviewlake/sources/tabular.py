@@ -6,12 +6,13 @@ that identify a review; ``--source`` picks the mapping.
 
 from __future__ import annotations
 
+import csv
+
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from reviewlake.config import TabularSource
-from reviewlake.sources import ReadOptions, SourceReader, staged
+from reviewlake.sources import ReadOptions, SourceReader, read_files, staged
 
 CORRUPT = "_corrupt_record"
 
@@ -51,29 +52,34 @@ def _staged(df: DataFrame, spec: TabularSource, parse_error: Column, raw: Column
 
 
 def read_csv(spark: SparkSession, path: str, options: ReadOptions) -> DataFrame:
+    """CSV files with a header line, read line by line so every row keeps its line number."""
     spec = mapping(options)
-    header = spark.read.option("header", True).csv(path).columns
+    lines = read_files(spark, path, options)
+    headers = lines.where(F.col("source_line") == 1).select("source_file", "value").collect()
+    if not headers:
+        raise ValueError(f"{path}: no CSV header line found")
+    header = next(csv.reader([headers[0]["value"]]))
+    for other in headers[1:]:
+        if next(csv.reader([other["value"]])) != header:
+            raise ValueError(f"{other['source_file']}: header differs from {headers[0]['source_file']}")
     _check_columns(header, spec, path)
-    schema = T.StructType([T.StructField(c, T.StringType()) for c in header]
-                          + [T.StructField(CORRUPT, T.StringType())])
-    df = (
-        spark.read.schema(schema)
-        .options(header=True, mode="PERMISSIVE", columnNameOfCorruptRecord=CORRUPT, multiLine=False,
-                 escape='"')
-        .csv(path)
-        .withColumn("source_file", F.col("_metadata.file_path"))
-    )
-    raw = F.coalesce(F.col(CORRUPT), F.to_json(F.struct(*[F.col(f"`{c}`") for c in header])))
-    error = F.when(F.col(CORRUPT).isNotNull(), F.lit(f"malformed CSV row (expected {len(header)} fields)"))
-    return _staged(df, spec, error, raw, options.category)
+    schema = ", ".join(f"`{c}` string" for c in header) + f", `{CORRUPT}` string"
+    parsed = lines.where(F.col("source_line") > 1).withColumn(
+        "c", F.from_csv("value", schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT,
+                                  "escape": "\""})
+    ).select("*", "c.*")
+    error = F.when(F.col(CORRUPT).isNotNull(),
+                   F.lit(f"malformed CSV row (expected {len(header)} fields)"))
+    return _staged(parsed, spec, error, F.col("value"), options.category)
 
 
 def read_parquet(spark: SparkSession, path: str, options: ReadOptions) -> DataFrame:
     spec = mapping(options)
     df = spark.read.parquet(path)
     _check_columns(df.columns, spec, path)
-    df = df.withColumn("source_file", F.col("_metadata.file_path"))
-    raw = F.to_json(F.struct(*[F.col(f"`{c}`") for c in df.columns if c != "source_file"]))
+    raw = F.to_json(F.struct(*[F.col(f"`{c}`") for c in df.columns]))
+    df = df.select("*", F.col("_metadata.file_path").alias("source_file"),
+                   (F.col("_metadata.row_index") + 1).alias("source_line"))
     return _staged(df, spec, F.lit(None), raw, options.category)
 
 

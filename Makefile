@@ -1,0 +1,12 @@
+# The two commands of the README. Both set up what they need first (scripts/bootstrap.sh is a no-op
+# once the environment, the horovod wheel and Delta's jars are cached).
+.PHONY: demo test env
+
+env:
+	./scripts/bootstrap.sh
+
+demo: env
+	./spark-submit.sh demo
+
+test: env
+	./scripts/test.sh
