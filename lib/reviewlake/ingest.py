@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -240,6 +241,7 @@ def ingest(
 
     run_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     started = datetime.now(timezone.utc)
+    clock = time.perf_counter()
     sc = spark.sparkContext
     sc.setJobDescription(f"ingest {source}: read and validate {path}")
     validated = validate(reader.read(spark, path, options), time_format, cfg.ingest.max_text_chars)
@@ -250,8 +252,8 @@ def ingest(
         accepted, quarantined = counts.get(True, 0), counts.get(False, 0)
         for frame in options.persisted:  # validated is cached now; the raw lines are not needed
             frame.unpersist()
-        log.info("%s: %d rows read, %d accepted, %d quarantined", path, accepted + quarantined,
-                 accepted, quarantined)
+        log.info("%s: %d rows read, %d accepted, %d quarantined (%.1fs)", path, accepted + quarantined,
+                 accepted, quarantined, time.perf_counter() - clock)
 
         bronze = tables.ensure_table(spark, cfg.table("bronze"), tables.BRONZE_SCHEMA, ["source"])
         quarantine = tables.ensure_table(spark, cfg.table("quarantine"), tables.QUARANTINE_SCHEMA,
@@ -259,11 +261,14 @@ def ingest(
         sc.setJobDescription(f"ingest {source}: merge into {cfg.table('bronze')}")
         inserted = tables.insert_new(bronze, to_bronze(validated, source, run_id, started),
                                      ["review_id"], prune={"source": source})
+        log.info("%s: %d new rows (%.1fs)", cfg.table("bronze"), inserted, time.perf_counter() - clock)
         sc.setJobDescription(f"ingest {source}: merge into {cfg.table('quarantine')}")
         quarantined_new = tables.insert_new(
             quarantine, to_quarantine(validated, source, fmt, run_id, started), ["quarantine_id"],
             prune={"source": source},
         )
+        log.info("%s: %d new rows (%.1fs)", cfg.table("quarantine"), quarantined_new,
+                 time.perf_counter() - clock)
     finally:
         validated.unpersist()
         for frame in options.persisted:

@@ -81,13 +81,6 @@ def ensure_table(
     return builder.execute()
 
 
-def last_commit_metric(table: DeltaTable, metric: str) -> int:
-    """An operation metric (e.g. ``numTargetRowsInserted``) of the table's latest commit."""
-    row = table.history(1).select("operationMetrics").first()
-    metrics = (row["operationMetrics"] if row else None) or {}
-    return int(metrics.get(metric, 0))
-
-
 def table_version(table: DeltaTable) -> int:
     """The Delta version of the table's latest commit."""
     row = table.history(1).select("version").first()
@@ -110,10 +103,13 @@ def insert_new(
         raise ValueError("'key' in insert_new cannot be empty")
     conditions = [f"t.`{k}` = s.`{k}`" for k in key]
     conditions += [f"t.`{col}` = '{value}'" for col, value in (prune or {}).items()]
-    (
+    # execute() returns the MERGE's own metrics; a MERGE that inserts nothing may commit nothing, so
+    # the table history would show an earlier commit's figures.
+    metrics = (
         table.alias("t")
         .merge(rows.dropDuplicates(key).alias("s"), " AND ".join(conditions))
         .whenNotMatchedInsertAll()
         .execute()
+        .first()
     )
-    return last_commit_metric(table, "numTargetRowsInserted")
+    return int(metrics["num_inserted_rows"]) if metrics else 0

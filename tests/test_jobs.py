@@ -1,0 +1,59 @@
+"""The jobs as a user runs them: ./spark-submit.sh in fresh processes, a table queried from another."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FIXTURES, REPO
+
+
+def submit(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "REVIEWLAKE_HOME": str(home)}
+    return subprocess.run([str(REPO / "spark-submit.sh"), "--set", "spark.conf={spark.ui.enabled: 'false'}",
+                           *args], env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("home")
+
+
+def test_ingest_then_query_from_a_new_process(home: Path) -> None:
+    done = submit(home, "ingest", "--format", "amazon-tsv",
+                  "--input", str(FIXTURES / "amazon_reviews_us_Books_v1_00.tsv"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert '"rows_read": 4' in done.stdout and '"rows_quarantined": 2' in done.stdout
+    query = submit(home, "sql", "SELECT product_id, rating FROM reviews_bronze ORDER BY product_id")
+    assert query.returncode == 0, query.stderr[-3000:]
+    assert "|0385730586|4     |" in query.stdout and "|0811828964|3     |" in query.stdout
+    script = home / "q.sql"
+    script.write_text("-- reasons; one statement per ';'\nSELECT reason, count(*) AS n FROM reviews_quarantine "
+                      "GROUP BY reason ORDER BY reason;\nSELECT count(*) AS runs FROM ingest_runs;\n")
+    from_file = submit(home, "sql", "-f", str(script))
+    assert from_file.returncode == 0, from_file.stderr[-3000:]
+    assert "|unparseable|1  |" in from_file.stdout and "|wrong_type |1  |" in from_file.stdout
+    assert "|1   |" in from_file.stdout
+
+
+def test_bad_input_gives_one_line_errors(home: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "missing.ft.txt"
+    done = submit(home, "ingest", "--format", "fasttext", "--input", str(missing))
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == f"error: input path {missing} does not exist"
+    bad_key = submit(home, "--set", "spark.shuffle_partitons=3", "ingest", "--format", "fasttext",
+                     "--input", str(missing))
+    assert bad_key.returncode == 2 and "spark.shuffle_partitons: Extra inputs are not permitted" in bad_key.stderr
+    unknown = submit(home, "ingest", "--format", "xml", "--input", str(missing))
+    assert unknown.returncode == 2 and "invalid choice: 'xml'" in unknown.stderr
+    stage = submit(home, "frobnicate")
+    assert stage.returncode == 2 and "unknown stage 'frobnicate'" in stage.stderr
+
+
+@pytest.mark.parametrize("stage", ["ingest", "generate", "sql", "demo"])
+def test_every_job_answers_help(home: Path, stage: str) -> None:
+    done = submit(home, stage, "--help")
+    assert done.returncode == 0 and "--profile" in done.stdout and "usage:" in done.stdout
