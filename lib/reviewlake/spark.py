@@ -8,6 +8,7 @@ Python or ``spark-submit`` starts the JVM.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -85,6 +86,11 @@ def get_spark(cfg: Config, app_name: str | None = None) -> SparkSession:
         Shown in the Spark UI; ``spark.app_name`` from config by default.
     """
     cfg.paths.metastore.mkdir(parents=True, exist_ok=True)
+    # PySpark picks the workers' Python from the environment, not from spark.pyspark.python.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    if cfg.spark.master.startswith("local"):
+        # Without it Spark spends ~20 s resolving this host's name to a loopback address.
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = SparkSession.builder
     for key, value in spark_conf(cfg).items():
         builder = builder.config(key, value)

@@ -81,6 +81,7 @@ def main() -> None:
     env = dict(os.environ)
     env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     env["PYSPARK_PYTHON"] = env["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    env["REVIEWLAKE_ROOT"] = str(PROJECT_ROOT)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     os.execvpe(cmd[0], cmd, env)
 
