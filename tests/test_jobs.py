@@ -49,7 +49,7 @@ def test_bad_input_gives_one_line_errors(home: Path, tmp_path: Path) -> None:
                      "--input", str(missing))
     assert bad_key.returncode == 2 and "spark.shuffle_partitons: Extra inputs are not permitted" in bad_key.stderr
     unknown = submit(home, "ingest", "--format", "xml", "--input", str(missing))
-    assert unknown.returncode == 2 and "invalid choice: 'xml'" in unknown.stderr
+    assert unknown.returncode == 2 and "invalid choice: 'xml'" in unknown.stdout + unknown.stderr
     stage = submit(home, "frobnicate")
     assert stage.returncode == 2 and "unknown stage 'frobnicate'" in stage.stderr
 
