@@ -24,13 +24,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     cfg = cli.config(args)
     spark = get_spark(cfg, "reviewlake demo")
-    for fmt in FORMATS:
+    for i, fmt in enumerate(FORMATS):
         rows = max(1, int(DEMO_ROWS[fmt] * args.scale))
-        manifest = generate(fmt, cfg.paths.data / "demo" / fmt, rows, seed=cfg.generate.seed,
+        manifest = generate(fmt, cfg.paths.data / "demo" / fmt, rows, seed=cfg.generate.seed + i,
                             malformed_share=cfg.generate.malformed_share,
                             label_noise=cfg.generate.label_noise)
-        report = ingest(spark, cfg, fmt, manifest.files[0], DEMO_SOURCES.get(fmt))
-        print(report.summary())
+        ingest(spark, cfg, fmt, manifest.files[0], DEMO_SOURCES.get(fmt))
     bronze, quarantine = cfg.table("bronze"), cfg.table("quarantine")
     spark.sql(f"SELECT source, count(*) AS reviews, round(avg(rating), 2) AS avg_rating "
               f"FROM {bronze} GROUP BY source ORDER BY reviews DESC").show(truncate=False)

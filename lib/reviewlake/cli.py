@@ -39,6 +39,7 @@ def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     try:
         code = main(argv)
     except USER_ERRORS as exc:

@@ -14,6 +14,8 @@ from pyspark.sql import types as T
 
 log = logging.getLogger(__name__)
 
+_MATERIALIZE_SOURCE = "spark.databricks.delta.merge.materializeSource"
+
 BRONZE_SCHEMA = T.StructType(
     [
         T.StructField("review_id", T.StringType(), False),
@@ -103,13 +105,24 @@ def insert_new(
         raise ValueError("'key' in insert_new cannot be empty")
     conditions = [f"t.`{k}` = s.`{k}`" for k in key]
     conditions += [f"t.`{col}` = '{value}'" for col, value in (prune or {}).items()]
-    # execute() returns the MERGE's own metrics; a MERGE that inserts nothing may commit nothing, so
-    # the table history would show an earlier commit's figures.
-    metrics = (
-        table.alias("t")
-        .merge(rows.dropDuplicates(key).alias("s"), " AND ".join(conditions))
-        .whenNotMatchedInsertAll()
-        .execute()
-        .first()
-    )
+    spark = rows.sparkSession
+    materialize = spark.conf.get(_MATERIALIZE_SOURCE, None)
+    # An insert-only MERGE reads its source once, so Delta's copy of the source (which guards the
+    # two passes of an updating MERGE against a source that changes in between) is pure cost here.
+    spark.conf.set(_MATERIALIZE_SOURCE, "none")
+    try:
+        # execute() returns this MERGE's own metrics; one that inserts nothing may commit nothing,
+        # so the table history would show an earlier commit's figures.
+        metrics = (
+            table.alias("t")
+            .merge(rows.dropDuplicates(key).alias("s"), " AND ".join(conditions))
+            .whenNotMatchedInsertAll()
+            .execute()
+            .first()
+        )
+    finally:
+        if materialize is None:
+            spark.conf.unset(_MATERIALIZE_SOURCE)
+        else:
+            spark.conf.set(_MATERIALIZE_SOURCE, materialize)
     return int(metrics["num_inserted_rows"]) if metrics else 0
