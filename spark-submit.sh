@@ -10,4 +10,6 @@ if [ ! -x "$python" ]; then
   echo "spark-submit.sh: no environment yet: run ./scripts/bootstrap.sh (or make demo) first" >&2
   exit 2
 fi
+# The environment is shared by every clone on the machine: import this clone's library first.
+export PYTHONPATH="$root/lib${PYTHONPATH:+:$PYTHONPATH}"
 exec "$python" -m reviewlake.submit "$@"

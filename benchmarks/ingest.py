@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
 from reviewlake.config import load_config  # noqa: E402
 from reviewlake.generate import generate  # noqa: E402

@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = max(1, int(DEMO_ROWS[fmt] * args.scale))
         manifest = generate(fmt, cfg.paths.data / "demo" / fmt, rows, seed=cfg.generate.seed + i,
                             malformed_share=cfg.generate.malformed_share,
-                            label_noise=cfg.generate.label_noise)
+                            label_noise=cfg.generate.label_noise,
+        duplicate_share=cfg.generate.duplicate_share)
         ingest(spark, cfg, fmt, manifest.files[0], DEMO_SOURCES.get(fmt))
     bronze, quarantine = cfg.table("bronze"), cfg.table("quarantine")
     spark.sql(f"SELECT source, count(*) AS reviews, round(avg(rating), 2) AS avg_rating "

@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
         args.format, out, args.rows,
         seed=cfg.generate.seed if args.seed is None else args.seed,
         malformed_share=cfg.generate.malformed_share, label_noise=cfg.generate.label_noise,
+        duplicate_share=cfg.generate.duplicate_share,
         workers=args.workers,
     )
     print(f"wrote {manifest.rows:,} {args.format} reviews ({manifest.malformed_rows:,} malformed) to "

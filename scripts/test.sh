@@ -5,5 +5,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 export SPARK_LOCAL_IP=${SPARK_LOCAL_IP:-127.0.0.1}
+# The environment is shared by every clone on the machine: import this clone's library first.
+export PYTHONPATH="$root/lib${PYTHONPATH:+:$PYTHONPATH}"
 .venv/bin/python -m mypy lib/reviewlake
 exec .venv/bin/python -m pytest "$@"

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 # The repository; spark-submit runs the library from a zip, so submit.py passes the root along.
 PROJECT_ROOT = Path(os.environ.get("REVIEWLAKE_ROOT") or Path(__file__).resolve().parents[2])
@@ -33,6 +33,7 @@ class Paths(_Strict):
     warehouse: Path
     metastore: Path
     data: Path
+    reports: Path
     jars: Path
 
 
@@ -40,6 +41,10 @@ class Tables(_Strict):
     bronze: str = "reviews_bronze"
     quarantine: str = "reviews_quarantine"
     ingest_runs: str = "ingest_runs"
+    silver: str = "reviews_silver"
+    preprocess_runs: str = "preprocess_runs"
+    class_weights: str = "class_weights"
+    silver_quality: str = "silver_quality"
 
 
 class SparkSettings(_Strict):
@@ -91,6 +96,78 @@ class GenerateSettings(_Strict):
     seed: int = 42
     malformed_share: float = Field(0.002, ge=0.0, le=1.0)
     label_noise: float = Field(0.03, ge=0.0, le=0.5)
+    duplicate_share: float = Field(0.01, ge=0.0, le=1.0)
+
+
+class Cleaning(_Strict):
+    include_title: bool = True
+    lowercase: bool = True
+    strip_non_alpha: bool = False
+
+
+class Filters(_Strict):
+    min_chars: int = Field(10, ge=0)
+    max_chars: int = Field(5000, ge=1)
+
+
+class Dedupe(_Strict):
+    exact: bool = True
+    near: bool = True
+    jaccard_threshold: float = Field(0.8, gt=0.0, le=1.0)
+    shingle_words: int = Field(3, ge=1)
+    bands: int = Field(10, ge=1)
+    rows_per_band: int = Field(8, ge=1)
+
+
+class Labels(_Strict):
+    sentiment_binary: dict[str, list[int]]
+    sentiment_3: dict[str, list[int]]
+    aspects: dict[str, list[str]] = Field(min_length=1)
+
+    @field_validator("sentiment_binary", "sentiment_3")
+    @classmethod
+    def _ratings_once(cls, value: dict[str, list[int]], info: ValidationInfo) -> dict[str, list[int]]:
+        allowed = {"sentiment_binary": {"negative", "positive"},
+                   "sentiment_3": {"negative", "neutral", "positive"}}[str(info.field_name)]
+        if not set(value) <= allowed:
+            raise ValueError(f"classes must be among {sorted(allowed)}, got {sorted(value)}")
+        seen = [r for ratings in value.values() for r in ratings]
+        if len(seen) != len(set(seen)) or not set(seen) <= {1, 2, 3, 4, 5}:
+            raise ValueError(f"each rating 1..5 may belong to at most one class, got {value}")
+        return value
+
+
+class Balance(_Strict):
+    enabled: bool = False
+    label: Literal["sentiment_binary", "sentiment_3", "rating"] = "sentiment_binary"
+    splits: list[Literal["train", "validation", "test"]] = ["train"]
+
+
+class Splits(_Strict):
+    train: float = Field(0.8, ge=0.0, le=1.0)
+    validation: float = Field(0.1, ge=0.0, le=1.0)
+    test: float = Field(0.1, ge=0.0, le=1.0)
+    by_product: bool = False
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> "Splits":
+        if abs(self.train + self.validation + self.test - 1.0) > 1e-9:
+            raise ValueError("train + validation + test must be 1")
+        return self
+
+
+class PreprocessSettings(_Strict):
+    cleaning: Cleaning = Cleaning()
+    filters: Filters = Filters()
+    dedupe: Dedupe = Dedupe()
+    labels: Labels
+    balance: Balance = Balance()
+    splits: Splits = Splits()
+    seed: int = 17
+
+
+class QualitySettings(_Strict):
+    length_bins: list[int] = Field(default_factory=lambda: [0, 50, 100, 200, 400, 800, 1600, 100000])
 
 
 class Config(_Strict):
@@ -102,6 +179,8 @@ class Config(_Strict):
     spark: SparkSettings = SparkSettings()
     ingest: IngestSettings = IngestSettings()
     generate: GenerateSettings = GenerateSettings()
+    preprocess: PreprocessSettings
+    quality: QualitySettings = QualitySettings()
 
     def table(self, name: str) -> str:
         """Qualified name ``database.table`` of a table named in ``tables``."""

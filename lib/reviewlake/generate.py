@@ -335,24 +335,48 @@ def _date(unix_time: int, fmt: str) -> str:
     return datetime.fromtimestamp(unix_time, timezone.utc).strftime(fmt)
 
 
-def reviews(seed: int, start: int, stop: int, n_products: int, malformed_share: float,
-            label_noise: float, malformed_kinds: tuple[str, ...]) -> Iterator[Review]:
-    """Reviews ``start`` .. ``stop - 1`` of the corpus defined by ``seed``; chunks are independent."""
-    products, cumulative = _products(seed, n_products)
-    rng = random.Random(f"{seed}-{start}")
+@dataclass(frozen=True)
+class CorpusSpec:
+    """Everything that defines a generated corpus besides its format and size."""
+
+    seed: int
+    n_products: int
+    malformed_share: float
+    label_noise: float
+    duplicate_share: float
+
+
+NEAR_EDITS = [" Thanks!", " Update: still happy with it.", " Edit: fixed a typo.", " Would buy again."]
+
+
+def reviews(spec: CorpusSpec, start: int, stop: int, malformed_kinds: tuple[str, ...]) -> Iterator[Review]:
+    """Reviews ``start`` .. ``stop - 1`` of the corpus ``spec``; chunks are independent.
+
+    A ``duplicate_share`` of reviews re-posts a recent review of the same product by another user:
+    half word for word (an exact duplicate), half with a short sentence added (a near-duplicate).
+    """
+    products, cumulative = _products(spec.seed, spec.n_products)
+    rng = random.Random(f"{spec.seed}-{start}")
+    recent: list[Review] = []
     for i in range(start, stop):
-        review = _review(rng, i, products, cumulative, label_noise)
-        if malformed_kinds and rng.random() < malformed_share:
+        review = _review(rng, i, products, cumulative, spec.label_noise)
+        if recent and rng.random() < spec.duplicate_share:
+            original = rng.choice(recent)
+            text = original.text if rng.random() < 0.5 else original.text + rng.choice(NEAR_EDITS)
+            review = replace(original, index=i, user_id=review.user_id, text=text,
+                             unix_time=original.unix_time + rng.randint(60, 86_400 * 30))
+        recent = (recent + [review])[-64:]
+        if malformed_kinds and rng.random() < spec.malformed_share:
             review = replace(review, malformed=rng.choice(malformed_kinds))
         yield review
 
 
-def _chunk(args: tuple[str, int, int, int, int, float, float]) -> tuple[bytes, dict[str, int]]:
-    fmt, seed, start, stop, n_products, malformed_share, label_noise = args
+def _chunk(args: tuple[str, CorpusSpec, int, int]) -> tuple[bytes, dict[str, int]]:
+    fmt, corpus, start, stop = args
     spec = FORMATS[fmt]
     counts: dict[str, int] = {}
     parts = []
-    for r in reviews(seed, start, stop, n_products, malformed_share, label_noise, spec.malformed_kinds):
+    for r in reviews(corpus, start, stop, spec.malformed_kinds):
         parts.append(spec.writer(r))
         if r.malformed:
             counts[r.malformed] = counts.get(r.malformed, 0) + 1
@@ -377,7 +401,7 @@ def _header(spec: Format) -> bytes:
 
 
 def generate(fmt: str, out_dir: Path, rows: int, seed: int = 42, malformed_share: float = 0.002,
-             label_noise: float = 0.03, workers: int = 1) -> Manifest:
+             label_noise: float = 0.03, workers: int = 1, duplicate_share: float = 0.01) -> Manifest:
     """Write ``rows`` generated reviews in format ``fmt`` under ``out_dir``; return what was written.
 
     The output mimics the original file's name and layout (one ``.bz2`` file for fastText, the aclImdb
@@ -389,14 +413,13 @@ def generate(fmt: str, out_dir: Path, rows: int, seed: int = 42, malformed_share
         raise ValueError(f"rows must be positive, got {rows}")
     spec = FORMATS[fmt]
     out_dir.mkdir(parents=True, exist_ok=True)
-    n_products = max(20, rows // 25)
+    corpus = CorpusSpec(seed, max(20, rows // 25), malformed_share, label_noise, duplicate_share)
     manifest = Manifest(format=fmt, rows=rows, seed=seed)
     if fmt == "imdb":
-        _write_imdb(out_dir / spec.file_name, rows, seed, n_products, malformed_share, manifest)
+        _write_imdb(out_dir / spec.file_name, rows, corpus, manifest)
     else:
         target = out_dir / spec.file_name
-        jobs = [(fmt, seed, s, min(s + CHUNK_ROWS, rows), n_products, malformed_share, label_noise)
-                for s in range(0, rows, CHUNK_ROWS)]
+        jobs = [(fmt, corpus, s, min(s + CHUNK_ROWS, rows)) for s in range(0, rows, CHUNK_ROWS)]
         with target.open("wb") as f:
             f.write(_header(spec))
             results = (ProcessPoolExecutor(workers).map(_chunk, jobs) if workers > 1 and len(jobs) > 1
@@ -411,12 +434,11 @@ def generate(fmt: str, out_dir: Path, rows: int, seed: int = 42, malformed_share
     return manifest
 
 
-def _write_imdb(root: Path, rows: int, seed: int, n_products: int, malformed_share: float,
-                manifest: Manifest) -> None:
+def _write_imdb(root: Path, rows: int, corpus: CorpusSpec, manifest: Manifest) -> None:
     spec = FORMATS["imdb"]
     if root.exists():
         shutil.rmtree(root)
-    for i, r in enumerate(reviews(seed, 0, rows, n_products, malformed_share, 0.0, spec.malformed_kinds)):
+    for i, r in enumerate(reviews(replace(corpus, label_noise=0.0), 0, rows, spec.malformed_kinds)):
         split = "train" if i % 2 == 0 else "test"
         if r.rating == 3:
             polarity, stars = "unsup", 0

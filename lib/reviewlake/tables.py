@@ -69,6 +69,21 @@ INGEST_RUNS_SCHEMA = T.StructType(
     ]
 )
 
+PREPROCESS_RUNS_SCHEMA = T.StructType(
+    [
+        T.StructField("run_id", T.StringType(), False),
+        T.StructField("started_at", T.TimestampType(), False),
+        T.StructField("finished_at", T.TimestampType(), False),
+        T.StructField("bronze_version", T.LongType(), False),
+        T.StructField("config_hash", T.StringType(), False),
+        T.StructField("rows_in", T.LongType(), False),
+        T.StructField("rows_out", T.LongType(), False),
+        T.StructField("removed", T.MapType(T.StringType(), T.LongType()), False),
+        T.StructField("splits", T.MapType(T.StringType(), T.LongType()), False),
+        T.StructField("silver_version", T.LongType(), False),
+    ]
+)
+
 
 def ensure_table(
     spark: SparkSession,
