@@ -266,13 +266,12 @@ def balance(df: DataFrame, rules: Balance, seed: int) -> DataFrame:
 def class_weights(silver: DataFrame, label: str) -> DataFrame:
     """Weights inverse to class frequency in the train split, normalised to average 1 over rows."""
     counts = silver.where((F.col("split") == "train") & F.col(label).isNotNull()).groupBy(label).count()
-    total = F.sum("count").over(Window.partitionBy())
-    n_classes = F.count("*").over(Window.partitionBy())
-    return counts.select(
+    totals = counts.agg(F.sum("count").alias("_total"), F.count("*").alias("_classes"))
+    return counts.crossJoin(totals).select(
         F.lit(label).alias("scheme"),
         F.col(label).cast("int").alias("class"),
         F.col("count").alias("train_rows"),
-        (total / (n_classes * F.col("count"))).alias("weight"),
+        (F.col("_total") / (F.col("_classes") * F.col("count"))).alias("weight"),
     )
 
 
