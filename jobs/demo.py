@@ -1,6 +1,7 @@
-"""The main job on the bundled default: generate a small corpus in every format and ingest it.
+"""The main job on the bundled default: generate a small corpus in every format, ingest it, and
+build the silver table with its data-quality summary.
 
-Prints what each stage wrote and a Spark SQL query to copy.
+Prints what each stage wrote and Spark SQL queries to copy.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import sys
 from reviewlake import cli
 from reviewlake.generate import FORMATS, generate
 from reviewlake.ingest import ingest
+from reviewlake.preprocess import preprocess
+from reviewlake.quality import write_quality_report
 from reviewlake.spark import get_spark
 
 # Bundled default: a small corpus of each format; fastText is the main one.
@@ -31,14 +34,21 @@ def main(argv: list[str] | None = None) -> int:
                             label_noise=cfg.generate.label_noise,
         duplicate_share=cfg.generate.duplicate_share)
         ingest(spark, cfg, fmt, manifest.files[0], DEMO_SOURCES.get(fmt))
-    bronze, quarantine = cfg.table("bronze"), cfg.table("quarantine")
+    report = preprocess(spark, cfg)
+    print(report.summary())
+    png = write_quality_report(spark, cfg)
+    bronze, quarantine, silver = cfg.table("bronze"), cfg.table("quarantine"), cfg.table("silver")
     spark.sql(f"SELECT source, count(*) AS reviews, round(avg(rating), 2) AS avg_rating "
               f"FROM {bronze} GROUP BY source ORDER BY reviews DESC").show(truncate=False)
     spark.sql(f"SELECT source, reason, count(*) AS rows FROM {quarantine} "
               f"GROUP BY source, reason ORDER BY source, reason").show(50, truncate=False)
+    spark.sql(f"SELECT split, source, count(*) AS reviews, sum(sentiment_binary) AS positive "
+              f"FROM {silver} GROUP BY split, source ORDER BY split, source").show(50, truncate=False)
+    print(f"Data-quality plot: {png}")
     print("Query the tables from a new session, e.g.:\n"
           f"  ./spark-submit.sh sql \"SELECT source, label, count(*) FROM {bronze} GROUP BY 1, 2\"\n"
-          f"  ./spark-submit.sh sql \"SELECT source_file, source_line, reason, detail FROM {quarantine} LIMIT 10\"")
+          f"  ./spark-submit.sh sql \"SELECT source_file, source_line, reason, detail FROM {quarantine} LIMIT 10\"\n"
+          f"  ./spark-submit.sh sql \"SELECT split, sentiment_3, count(*) FROM {silver} GROUP BY 1, 2 ORDER BY 1, 2\"")
     return 0
 
 
