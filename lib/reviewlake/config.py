@@ -51,7 +51,7 @@ class SparkSettings(_Strict):
     master: str = "local[2]"
     app_name: str = "reviewlake"
     shuffle_partitions: int = Field(8, ge=1)
-    driver_memory: str = "4g"
+    driver_memory: str = "6g"
     metastore_uri: str | None = None
     executor_env: dict[str, str] = Field(default_factory=dict)
     conf: dict[str, str] = Field(default_factory=dict)

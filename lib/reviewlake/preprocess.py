@@ -346,6 +346,7 @@ def build_silver(
         before = kept.count()
         kept = _cache(drop_exact_duplicates(kept))
         removed["exact_duplicate"] = before - kept.count()
+        cleaned.unpersist()  # everything downstream reads the de-duplicated cache
         lap("exact_dedupe")
     if rules.dedupe.near:
         sc.setJobDescription("preprocess: near duplicates (MinHashLSH)")
