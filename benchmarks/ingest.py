@@ -10,25 +10,16 @@ Delta MERGE). Prints rows/s of each and their ratio, measured in this run.
 
 from __future__ import annotations
 
-import argparse
 import bz2
-import os
-import re
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
+from _common import setup
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
-
-from reviewlake.config import load_config  # noqa: E402
-from reviewlake.generate import generate  # noqa: E402
-from reviewlake.ingest import ingest  # noqa: E402
-from reviewlake.spark import get_spark  # noqa: E402
-
-LINE = re.compile(r"^__label__([12]) (.*)$")
+from reviewlake.generate import generate
+from reviewlake.ingest import ingest
+from reviewlake.spark import get_spark
 
 
 def pandas_ingest(path: Path, out: Path) -> int:
@@ -50,26 +41,19 @@ def pandas_ingest(path: Path, out: Path) -> int:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--rows", type=int, default=1_000_000)
-    p.add_argument("--workdir", type=Path, help="keep files here (default: a temp folder)")
-    args = p.parse_args()
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="reviewlake-bench-"))
-    cores = os.cpu_count() or 1
+    run = setup(__doc__)
+    work, cores, cfg = run.work, run.cores, run.cfg
 
     t = time.perf_counter()
-    manifest = generate("fasttext", work / "corpus", args.rows, workers=cores)
+    manifest = generate("fasttext", work / "corpus", run.rows, workers=cores)
     path = Path(manifest.files[0])
-    print(f"generated {args.rows:,} lines ({path.stat().st_size / 1e6:.0f} MB bz2) in {time.perf_counter() - t:.1f}s")
+    print(f"generated {run.rows:,} lines ({path.stat().st_size / 1e6:.0f} MB bz2) in {time.perf_counter() - t:.1f}s")
 
     t = time.perf_counter()
     n = pandas_ingest(path, work / "pandas.parquet")
     pandas_s = time.perf_counter() - t
     print(f"pandas, 1 process:        {n:,} rows in {pandas_s:.1f}s = {n / pandas_s:,.0f} rows/s")
 
-    cfg = load_config("local", [f"paths.warehouse={work / 'warehouse'}", f"paths.metastore={work / 'metastore'}",
-                                f"spark.master=local[{cores}]",
-                                "spark.conf={spark.ui.showConsoleProgress: 'false'}"])
     spark = get_spark(cfg, "reviewlake benchmark ingest")
     t = time.perf_counter()
     report = ingest(spark, cfg, "fasttext", str(path))

@@ -9,33 +9,20 @@ and the share of the preprocess time spent in each step, all measured in this ru
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+from _common import setup
 
-from reviewlake.config import load_config  # noqa: E402
-from reviewlake.generate import generate  # noqa: E402
-from reviewlake.ingest import ingest  # noqa: E402
-from reviewlake.preprocess import preprocess  # noqa: E402
-from reviewlake.spark import get_spark  # noqa: E402
+from reviewlake.generate import generate
+from reviewlake.ingest import ingest
+from reviewlake.preprocess import preprocess
+from reviewlake.spark import get_spark
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--rows", type=int, default=1_000_000)
-    p.add_argument("--workdir", type=Path, help="keep files here (default: a temp folder)")
-    args = p.parse_args()
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="reviewlake-bench-"))
-    cores = os.cpu_count() or 1
-    manifest = generate("fasttext", work / "corpus", args.rows, workers=cores)
-    cfg = load_config("local", [f"paths.warehouse={work / 'warehouse'}", f"paths.metastore={work / 'metastore'}",
-                                f"paths.reports={work / 'reports'}", f"spark.master=local[{cores}]",
-                                "spark.conf={spark.ui.showConsoleProgress: 'false'}"])
+    run = setup(__doc__)
+    cores, cfg = run.cores, run.cfg
+    manifest = generate("fasttext", run.work / "corpus", run.rows, workers=cores)
     spark = get_spark(cfg, "reviewlake benchmark preprocess")
     t = time.perf_counter()
     ingested = ingest(spark, cfg, "fasttext", manifest.files[0])
@@ -53,7 +40,7 @@ def main() -> None:
     steps["other (bronze read, stats, weights)"] = max(preprocess_s - sum(steps.values()), 0.0)
     for step, seconds in steps.items():
         print(f"  {step:<38} {seconds:7.1f}s  {100 * seconds / preprocess_s:5.1f}%")
-    print(f"ingest + preprocess: {ingest_s + preprocess_s:.1f}s for {args.rows:,} reviews")
+    print(f"ingest + preprocess: {ingest_s + preprocess_s:.1f}s for {run.rows:,} reviews")
     spark.stop()
 
 

@@ -134,7 +134,8 @@ def near_duplicate_ids(
     MinHash signatures come from MLlib's ``MinHashLSH`` (``bands * rows_per_band`` hash tables) over
     the set of word ``shingle_words``-grams. Candidates share all hashes of one band (AND within a
     band, OR across bands) and the same product; the exact Jaccard similarity of their shingle sets
-    then decides, so the LSH only prunes and never decides alone. ``cache`` is applied to the
+    then decides, so the LSH only prunes and never decides alone. Buckets larger than
+    ``max_bucket`` are skipped. ``cache`` is applied to the
     signed documents, which are read three times.
     """
     k = rules.shingle_words
@@ -159,6 +160,10 @@ def near_duplicate_ids(
         for b in range(rules.bands)
     ])
     keyed = signed.select("review_id", "_product", F.explode(bands).alias("_b"))
+    # A bucket of n reviews makes n^2 / 2 pairs in one task: buckets over max_bucket (templated texts
+    # of one product) are left out rather than let one task run out of memory.
+    size = F.count("*").over(Window.partitionBy("_product", "_b"))
+    keyed = keyed.withColumn("_size", size).where(F.col("_size") <= rules.max_bucket).drop("_size")
     left = keyed.select(F.col("review_id").alias("a"), "_product", "_b")
     right = keyed.select(F.col("review_id").alias("b"), "_product", "_b")
     candidates = left.join(right, ["_product", "_b"]).where("a < b").select("a", "b").distinct()
