@@ -14,27 +14,28 @@ from tests.conftest import REPO
 FULL = os.environ.get("REVIEWLAKE_FULL") == "1"
 
 
+def run_benchmark(script: str, smoke_rows: int, workdir: object) -> str:
+    """Run a benchmark script (smoke size unless REVIEWLAKE_FULL=1) and return what it printed."""
+    args = [] if FULL else ["--rows", str(smoke_rows)]
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), *args, "--workdir", str(workdir)],
+                          capture_output=True, text=True, timeout=3600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    print(done.stdout)
+    return done.stdout
+
+
 @pytest.mark.slow
 def test_ingest_benchmark_prints_its_ratio(tmp_path: object) -> None:
-    args = [] if FULL else ["--rows", "20000"]
-    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "ingest.py"), *args,
-                           "--workdir", str(tmp_path)], capture_output=True, text=True, timeout=1800)
-    assert done.returncode == 0, done.stderr[-3000:]
+    out = run_benchmark("ingest.py", 20_000, tmp_path)
     rows = 1_000_000 if FULL else 20_000
-    assert f"{rows:,} rows in" in done.stdout
-    ratio = re.search(r"ratio spark/pandas rows/s: (\d+\.\d+)", done.stdout)
+    assert f"{rows:,} rows in" in out
+    ratio = re.search(r"ratio spark/pandas rows/s: (\d+\.\d+)", out)
     assert ratio and float(ratio.group(1)) > 0
-    print(done.stdout)
 
 
 @pytest.mark.slow
 def test_preprocess_benchmark_prints_rates_and_step_shares(tmp_path: object) -> None:
-    args = [] if FULL else ["--rows", "5000"]
-    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "preprocess.py"), *args,
-                           "--workdir", str(tmp_path)], capture_output=True, text=True, timeout=3600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert re.search(r"preprocess: [\d,]+ bronze rows -> [\d,]+ silver rows in [\d.]+s \([\d,]+ rows/s per core",
-                     done.stdout)
-    shares = [float(x) for x in re.findall(r"s\s+(\d+\.\d)%", done.stdout)]
+    out = run_benchmark("preprocess.py", 5_000, tmp_path)
+    assert re.search(r"preprocess: [\d,]+ bronze rows -> [\d,]+ silver rows in [\d.]+s \([\d,]+ rows/s per core", out)
+    shares = [float(x) for x in re.findall(r"s\s+(\d+\.\d)%", out)]
     assert len(shares) == 5 and 99.0 <= sum(shares) <= 101.0
-    print(done.stdout)
