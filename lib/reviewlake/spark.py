@@ -60,7 +60,8 @@ def spark_conf(cfg: Config) -> dict[str, str]:
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.pyspark.python": sys.executable,
         "spark.pyspark.driver.python": sys.executable,
-        # Delta commits should not wait on a checkpoint of a tiny log in tests and demos.
+        # Partitions used to rebuild a table snapshot from its log (Delta default 50): few are enough
+        # for the small logs of batch tables and save dozens of tiny tasks per read.
         "spark.databricks.delta.snapshotPartitions": "2",
     }
     if cfg.spark.metastore_uri:
