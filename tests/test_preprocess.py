@@ -83,6 +83,20 @@ def test_near_duplicate_found_and_distinct_reviews_left_alone(spark: SparkSessio
     assertDataFrameEqual(near, [("repost",)])
 
 
+def test_a_large_cluster_of_reposts_collapses_to_its_earliest(spark: SparkSession) -> None:
+    # 60 variants of one review of one product share LSH buckets: every one but the earliest goes,
+    # the one without a time counts as the latest, and the other product's copy stays.
+    base = ("Ordered the blender last summer and it crushes ice in seconds, the jug is easy to clean "
+            "and the motor is quieter than my old one, very happy with it overall")
+    rows = [(f"v{i:02d}", "s", "P1", None, f"{base} thanks {i}", 5, None, datetime(2021, 1, 1 + i % 28, i % 24))
+            for i in range(60)]
+    rows[0] = ("v00", "s", "P1", None, f"{base} thanks 0", 5, None, None)
+    rows.append(("first", "s", "P1", None, base, 5, None, datetime(2020, 1, 1)))
+    rows.append(("elsewhere", "s", "P2", None, base, 5, None, datetime(2022, 1, 1)))
+    near = P.near_duplicate_ids(P.add_clean_text(reviews(spark, rows), Cleaning()), Dedupe(), seed=3)
+    assertDataFrameEqual(near, [(f"v{i:02d}",) for i in range(60)])
+
+
 def test_label_schemes_and_aspects(spark: SparkSession, cfg: Config) -> None:
     df = P.add_clean_text(reviews(spark, [
         ("r1", "s", None, None, "Great value for money, shipping was fast", 1, None, None),

@@ -117,7 +117,6 @@ class Dedupe(_Strict):
     shingle_words: int = Field(3, ge=1)
     bands: int = Field(10, ge=1)
     rows_per_band: int = Field(8, ge=1)
-    max_bucket: int = Field(2000, ge=2)
 
 
 class Labels(_Strict):

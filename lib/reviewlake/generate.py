@@ -97,6 +97,26 @@ TITLES = {1: ["Terrible", "Do not buy", "Waste of money", "Broke quickly", "Awfu
           5: ["Great {product}", "Love it", "Excellent", "Five stars", "Perfect {product}"]}
 FILLER = ["It came with a manual.", "The color matches the photos.", "I use it almost every day.",
           "My family uses it too.", "I compared a few brands before buying.", "It replaced an older one."]
+# Personal details: broad vocabulary, no aspect or sentiment words, so they vary texts
+# the way real reviews do without changing their labels.
+DETAIL_WHEN = ["Last Tuesday", "Over the holidays", "The day it came", "During our move", "On a rainy weekend",
+               "Before a long trip", "After my old one died", "Since January", "Around midnight", "Early one morning",
+               "While camping in Oregon", "At my cousin's wedding", "During a heatwave", "On my lunch break",
+               "Before the school year", "After the renovation", "Over spring break", "On Thanksgiving",
+               "Right before exams", "During a power outage"]
+DETAIL_WHO = ["I", "my roommate", "my grandmother", "my teenage son", "our nanny", "my coworker Dave", "my sister",
+              "my neighbor", "our whole team", "my husband and I", "the kids", "my brother-in-law", "my partner",
+              "a friend from church", "my mother", "my college roommate", "our babysitter", "my boss"]
+DETAIL_DID = ["tried it", "hooked it up", "tested it", "took it along", "used it twice", "showed it off", "unpacked it",
+              "gave it a go", "put it through its paces", "borrowed it", "compared it side by side",
+              "read the manual", "charged it overnight", "cleaned it", "moved it around", "left it running"]
+DETAIL_WHERE = ["in the garage", "at the lake house", "in a tiny apartment", "on the back porch", "in the RV",
+                "at the office", "in the basement", "at grandma's place", "in the dorm", "on the boat",
+                "in the guest room", "at the cabin", "on the balcony", "in the workshop", "at the beach house"]
+DETAIL_WHY = ["for a birthday party", "for a science project", "while the contractors were here",
+              "for our anniversary", "to replace a hand-me-down", "for the new baby", "for my morning routine",
+              "before guests arrived", "for a road trip to Denver", "for the holidays", "for a camping weekend",
+              "for my home office", "after a friend suggested it", "for a school fundraiser"]
 BRANDS = ["Acme", "Zentro", "Norvik", "Pellham", "Quillo", "Brightline", "Kessel", "Voltra", "Maple & Co",
           "Orbit", "Tundra", "Lumen"]
 RATING_WEIGHTS = [0.08, 0.05, 0.08, 0.19, 0.60]
@@ -175,6 +195,19 @@ def _sentiment_sentence(rng: random.Random, aspect: str, rating: int) -> str:
     return sentence[0].upper() + sentence[1:] + "."
 
 
+def _detail(rng: random.Random) -> str:
+    """A sentence about the reviewer's circumstances (over 10^6 combinations, some with a typo)."""
+    words = f"{rng.choice(DETAIL_WHEN)} {rng.choice(DETAIL_WHO)} {rng.choice(DETAIL_DID)} " \
+            f"{rng.choice(DETAIL_WHERE)} {rng.choice(DETAIL_WHY)}".split(" ")
+    if rng.random() < 0.15:  # swap two letters of one word, as people type
+        i = rng.randrange(len(words))
+        w = words[i]
+        if len(w) > 3:
+            j = rng.randrange(1, len(w) - 2)
+            words[i] = w[:j] + w[j + 1] + w[j] + w[j + 2:]
+    return " ".join(words) + rng.choice((".", ".", ".", "!", "..."))
+
+
 def _review(rng: random.Random, index: int, products: list[Product], cumulative: list[float],
             label_noise: float) -> Review:
     product = products[bisect.bisect_left(cumulative, rng.random() * cumulative[-1])]
@@ -182,6 +215,7 @@ def _review(rng: random.Random, index: int, products: list[Product], cumulative:
     aspects = tuple(rng.sample(ASPECT_NAMES, rng.choice((1, 1, 2, 2, 3))))
     sentences = [rng.choice(OPENERS).format(product=product.noun, who=rng.choice(WHO),
                                             n=rng.randint(2, 18), when=rng.choice(WHEN))]
+    sentences += [_detail(rng) for _ in range(rng.choice((0, 1, 1, 2)))]
     sentences += [_sentiment_sentence(rng, a, rating) for a in aspects]
     for topic in rng.sample(product.topics, 2):
         sentences.append(rng.choice(TOPIC[rating]).format(topic=topic))
