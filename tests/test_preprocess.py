@@ -119,6 +119,26 @@ def test_label_schemes_and_aspects(spark: SparkSession, cfg: Config) -> None:
     assert only5 is not None and only5["sentiment_binary"] is None
 
 
+def test_aspect_phrases_match_whole_words_only(spark: SparkSession) -> None:
+    lexicon = {"quality": ["well made", "sturdy"], "functionality": ["works", "Work"],
+               "value": ["bang for", "for the money"]}
+    df = spark.createDataFrame([
+        ("a", "Well-made, STURDY... and it works!"),
+        ("b", "my coworker liked the workshop; money well spent"),  # no whole word, no phrase
+        ("c", "the most bang for the buck"),
+        ("d", "made well, for money"),  # words of phrases, not in order
+        ("e", "work"),
+    ], "review_id string, text_clean string")
+    words = df.withColumn("w", P.text_words(F.col("text_clean"))).withColumn(
+        "p", F.concat(F.lit(" "), F.array_join("w", " "), F.lit(" ")))
+    hits = P.aspect_hits(F.col("w"), F.col("p"), lexicon)
+    out = words.select("review_id", *[h.alias(name) for h, name in zip(hits, lexicon)])
+    assertDataFrameEqual(out, [
+        ("a", True, True, False), ("b", False, False, False), ("c", False, False, True),
+        ("d", False, False, False), ("e", False, True, False),
+    ])
+
+
 def test_splits_follow_ratios_and_never_move_when_rows_are_added(spark: SparkSession) -> None:
     ids = spark.range(20_000).select(F.col("id").cast("string").alias("review_id"),
                                      F.lit("s").alias("source"), F.lit(None).cast("string").alias("product_id"))
