@@ -36,6 +36,8 @@ def main() -> None:
     print(f"preprocess: {report.rows_in:,} bronze rows -> {report.rows_out:,} silver rows in {preprocess_s:.1f}s "
           f"({per_core:,.0f} rows/s per core on {cores} cores)")
     print(f"removed: {report.removed}")
+    print(f"planted by the generator: {manifest.reposts.get('exact', 0):,} exact and "
+          f"{manifest.reposts.get('near', 0):,} near re-posts")
     steps = dict(report.seconds)
     steps["other (bronze read, stats, weights)"] = max(preprocess_s - sum(steps.values()), 0.0)
     for step, seconds in steps.items():

@@ -13,6 +13,8 @@ from pyspark.testing import assertDataFrameEqual
 
 from reviewlake import preprocess as P
 from reviewlake.config import Balance, Cleaning, Config, Dedupe, Filters, Splits
+from reviewlake.generate import FORMATS, CorpusSpec, generate
+from reviewlake.generate import reviews as corpus_reviews
 from reviewlake.ingest import ingest
 from reviewlake.quality import write_quality_report
 from tests.conftest import FIXTURES, make_config
@@ -22,7 +24,7 @@ REVIEW = ("review_id string, source string, product_id string, title string, tex
 
 
 def reviews(spark: SparkSession, rows: list[tuple]) -> DataFrame:  # type: ignore[type-arg]
-    return spark.createDataFrame(rows, REVIEW)
+    return spark.createDataFrame(rows, REVIEW).withColumn("source_line", F.lit(None).cast("long"))
 
 
 def test_cleaning_rules(spark: SparkSession) -> None:
@@ -95,6 +97,29 @@ def test_a_large_cluster_of_reposts_collapses_to_its_earliest(spark: SparkSessio
     rows.append(("elsewhere", "s", "P2", None, base, 5, None, datetime(2022, 1, 1)))
     near = P.near_duplicate_ids(P.add_clean_text(reviews(spark, rows), Cleaning()), Dedupe(), seed=3)
     assertDataFrameEqual(near, [(f"v{i:02d}",) for i in range(60)])
+
+
+def test_planted_reposts_of_a_generated_corpus_are_found(spark: SparkSession, cfg: Config,
+                                                        tmp_path: Path) -> None:
+    # fastText reviews have no time: of two copies, the first in the file stays.
+    corpus = generate("fasttext", tmp_path, 4000, seed=11, malformed_share=0.0, duplicate_share=0.04)
+    spec = CorpusSpec(11, 4000 // 25, 0.0, 0.03, 0.04)
+    planted = {kind: {r.index + 1 for r in corpus_reviews(spec, 0, 4000, FORMATS["fasttext"].malformed_kinds)
+                   if r.repost == kind}
+               for kind in ("exact", "near")}
+    assert corpus.reposts == {k: len(v) for k, v in planted.items()} and min(corpus.reposts.values()) > 50
+    ingest(spark, cfg, "fasttext", corpus.files[0])
+    bronze = P.add_clean_text(spark.table(cfg.table("bronze")), Cleaning())
+    exact_ids = P.exact_duplicate_ids(bronze)
+    kept = bronze.join(exact_ids, "review_id", "left_anti")
+    near_ids = P.near_duplicate_ids(kept, Dedupe(), seed=5)
+
+    def lines(ids: DataFrame) -> set[int]:
+        return {r[0] for r in bronze.join(ids, "review_id", "left_semi").select("source_line").collect()}
+
+    exact, near = lines(exact_ids), lines(near_ids)
+    assert exact == planted["exact"]  # no accidental copies among generated texts
+    assert near <= planted["near"] and len(near) >= 0.95 * len(planted["near"])
 
 
 def test_label_schemes_and_aspects(spark: SparkSession, cfg: Config) -> None:

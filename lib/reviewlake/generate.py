@@ -150,17 +150,20 @@ class Review:
     total_votes: int
     verified: bool
     malformed: str | None = None
+    repost: str | None = None  # "exact" or "near": a planted duplicate of a well-formed earlier review
 
 
 @dataclass
 class Manifest:
-    """What a generator run wrote: rows in all, and the planted malformed records by kind."""
+    """What a generator run wrote: rows in all, the planted malformed records by kind, and the
+    planted well-formed re-posts of well-formed reviews (``exact`` and ``near`` duplicates)."""
 
     format: str
     rows: int
     seed: int
     files: list[str] = field(default_factory=list)
     malformed: dict[str, int] = field(default_factory=dict)
+    reposts: dict[str, int] = field(default_factory=dict)
 
     @property
     def malformed_rows(self) -> int:
@@ -396,24 +399,32 @@ def reviews(spec: CorpusSpec, start: int, stop: int, malformed_kinds: tuple[str,
         review = _review(rng, i, products, cumulative, spec.label_noise)
         if recent and rng.random() < spec.duplicate_share:
             original = rng.choice(recent)
-            text = original.text if rng.random() < 0.5 else original.text + rng.choice(NEAR_EDITS)
+            exact = rng.random() < 0.5
+            text = original.text if exact else original.text + rng.choice(NEAR_EDITS)
             review = replace(original, index=i, user_id=review.user_id, text=text,
-                             unix_time=original.unix_time + rng.randint(60, 86_400 * 30))
-        recent = (recent + [review])[-64:]
+                             unix_time=original.unix_time + rng.randint(60, 86_400 * 30), malformed=None,
+                             repost=None if original.malformed else "exact" if exact else "near")
         if malformed_kinds and rng.random() < spec.malformed_share:
-            review = replace(review, malformed=rng.choice(malformed_kinds))
+            review = replace(review, malformed=rng.choice(malformed_kinds), repost=None)
+        recent = (recent + [review])[-64:]
         yield review
 
 
-def _chunk(args: tuple[str, CorpusSpec, int, int]) -> tuple[bytes, dict[str, int]]:
+def _count(manifest: Manifest, r: Review) -> None:
+    if r.malformed:
+        manifest.malformed[r.malformed] = manifest.malformed.get(r.malformed, 0) + 1
+    if r.repost:
+        manifest.reposts[r.repost] = manifest.reposts.get(r.repost, 0) + 1
+
+
+def _chunk(args: tuple[str, CorpusSpec, int, int]) -> tuple[bytes, Manifest]:
     fmt, corpus, start, stop = args
     spec = FORMATS[fmt]
-    counts: dict[str, int] = {}
+    counts = Manifest(fmt, stop - start, corpus.seed)
     parts = []
     for r in reviews(corpus, start, stop, spec.malformed_kinds):
         parts.append(spec.writer(r))
-        if r.malformed:
-            counts[r.malformed] = counts.get(r.malformed, 0) + 1
+        _count(counts, r)
     data = b"".join(parts)
     # Each chunk is a complete compressed stream; the file is their concatenation (multi-stream
     # bzip2 and multi-member gzip), which bzip2, gzip and Hadoop's codecs all read as one.
@@ -460,8 +471,10 @@ def generate(fmt: str, out_dir: Path, rows: int, seed: int = 42, malformed_share
                        else map(_chunk, jobs))
             for done, (data, counts) in enumerate(results, 1):
                 f.write(data)
-                for kind, n in counts.items():
+                for kind, n in counts.malformed.items():
                     manifest.malformed[kind] = manifest.malformed.get(kind, 0) + n
+                for kind, n in counts.reposts.items():
+                    manifest.reposts[kind] = manifest.reposts.get(kind, 0) + n
                 log.info("generated %s: %d / %d rows", fmt, min(done * CHUNK_ROWS, rows), rows)
         manifest.files.append(str(target))
     (out_dir / "manifest.json").write_text(json.dumps(manifest.__dict__, indent=2))
@@ -482,6 +495,5 @@ def _write_imdb(root: Path, rows: int, corpus: CorpusSpec, manifest: Manifest) -
         folder = root / split / polarity
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{i}_{stars}.txt").write_bytes(spec.writer(r))
-        if r.malformed:
-            manifest.malformed[r.malformed] = manifest.malformed.get(r.malformed, 0) + 1
+        _count(manifest, r)
     manifest.files.append(str(root))

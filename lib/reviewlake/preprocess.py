@@ -110,11 +110,15 @@ def filter_reason(rules: Filters) -> Column:
 # De-duplication
 
 
+_ORDER_COLUMNS = ["review_id", "review_time", "source_line"]
+
+
 def _earliest() -> Column:
-    """Orders reviews earliest first (by time, a review without one last, then by id); ``min`` of it
-    picks the review a duplicate group keeps."""
+    """Orders reviews earliest first: by time, a review without one last; then by line in the source
+    file (so of two fastText reviews, which have no time, the first in the file); then by id.
+    ``min`` of it picks the review a duplicate group keeps."""
     return F.struct(F.col("review_time").isNull().alias("no_time"), F.col("review_time").alias("time"),
-                    F.col("review_id").alias("id"))
+                    F.col("source_line").alias("line"), F.col("review_id").alias("id"))
 
 
 def _product_key() -> Column:
@@ -139,7 +143,7 @@ def exact_duplicate_ids(df: DataFrame) -> DataFrame:
     """
     normalised = F.lower(F.regexp_replace("text_clean", r"[^\p{L}\p{N}]+", ""))
     key = F.substring(F.unhex(F.sha2(F.concat_ws("\u0000", _product_key(), normalised), 256)), 1, 16)
-    keyed = df.select("review_id", "review_time", key.alias("_key"))
+    keyed = df.select(*_ORDER_COLUMNS, key.alias("_key"))
     return _later_members(keyed, "_key").select(F.col("b").alias("review_id")).distinct()
 
 
@@ -169,17 +173,17 @@ def near_duplicate_ids(
     """
     k, r = rules.shingle_words, rules.rows_per_band
     ngram = NGram(n=k, inputCol="_tokens", outputCol="_grams")  # JVM transformers: no Python per row
-    tokens = df.select("review_id", _product_key().alias("_product"), "review_time",
+    tokens = df.select(*_ORDER_COLUMNS, _product_key().alias("_product"),
                        F.split("text_clean", " ").alias("_tokens"))  # text_clean has single spaces
     docs = ngram.transform(tokens).select(  # a binary HashingTF needs no array_distinct
-        "review_id", "_product", "review_time",
+        *_ORDER_COLUMNS, "_product",
         F.when(F.size("_tokens") < k, F.array(F.array_join("_tokens", " "))).otherwise(F.col("_grams")).alias("_shingles"))
     vectors = HashingTF(inputCol="_shingles", outputCol="_tf", numFeatures=1 << 20, binary=True).transform(docs)
     lsh = MinHashLSH(inputCol="_tf", outputCol="_mh", numHashTables=rules.bands * r, seed=seed).fit(vectors)
     # One 64-bit bucket key per (product, band): grouping by a long is ~2.5x faster than by the
     # product string; a key collision between products is ruled out again when pairs are verified.
     keys = F.array(*[F.xxhash64("_product", F.lit(b), F.slice("_mh", b * r + 1, r)) for b in range(rules.bands)])
-    keyed = lsh.transform(vectors).select("review_id", "review_time", F.explode(keys).alias("_bucket"))
+    keyed = lsh.transform(vectors).select(*_ORDER_COLUMNS, F.explode(keys).alias("_bucket"))
     candidates = cache(_later_members(keyed, "_bucket").distinct())
     proposed = candidates.select(F.col("a").alias("review_id")).union(candidates.select(F.col("b"))).distinct()
     involved = df.join(proposed, "review_id", "left_semi")
