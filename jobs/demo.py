@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         manifest = generate(fmt, cfg.paths.data / "demo" / fmt, rows, seed=cfg.generate.seed + i,
                             malformed_share=cfg.generate.malformed_share,
                             label_noise=cfg.generate.label_noise,
-        duplicate_share=cfg.generate.duplicate_share)
+                            duplicate_share=cfg.generate.duplicate_share)
         ingest(spark, cfg, fmt, manifest.files[0], DEMO_SOURCES.get(fmt))
     report = preprocess(spark, cfg)
     print(report.summary())

@@ -389,8 +389,13 @@ def build_silver(
         cached.append(df.persist(StorageLevel.MEMORY_AND_DISK))
         return df
 
-    sc = bronze.sparkSession.sparkContext
+    spark = bronze.sparkSession
+    sc = spark.sparkContext
     sc.setJobDescription("preprocess: clean and filter")
+    # Bronze of one big source is one Parquet file with one row group per 128 MB: read as it is, a
+    # 1M-review file is one task and every step up to the first shuffle runs on one core.
+    parts = max(int(spark.conf.get("spark.sql.shuffle.partitions") or 1), sc.defaultParallelism)
+    bronze = bronze.repartition(parts, "review_id")
     cleaned = add_clean_text(bronze, rules.cleaning).withColumn("_filter", filter_reason(rules.filters))
     cleaned = _cache(cleaned)
     removed = {f"filtered_{r['_filter']}": r["count"]
