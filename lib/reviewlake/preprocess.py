@@ -152,9 +152,14 @@ def drop_exact_duplicates(df: DataFrame) -> DataFrame:
     return df.join(exact_duplicate_ids(df), "review_id", "left_anti")
 
 
-def _shingles(tokens: Column, k: int, grams: Column) -> Column:
-    """The distinct word ``k``-grams of a review; a review shorter than ``k`` words is one shingle."""
-    return F.array_distinct(F.when(F.size(tokens) < k, F.array(F.array_join(tokens, " "))).otherwise(grams))
+def _with_shingles(df: DataFrame, k: int, *columns: str) -> DataFrame:
+    """``columns``, ``_product`` and ``_shingles``: the word ``k``-grams of ``text_clean`` (with
+    repeats), or the whole text as one shingle when it is shorter than ``k`` words."""
+    tokens = df.select(*columns, _product_key().alias("_product"),
+                       F.split("text_clean", " ").alias("_tokens"))  # text_clean has single spaces
+    grams = NGram(n=k, inputCol="_tokens", outputCol="_grams").transform(tokens)  # JVM: no Python per row
+    return grams.select(*columns, "_product", F.when(F.size("_tokens") < k, F.array(F.array_join("_tokens", " ")))
+                        .otherwise(F.col("_grams")).alias("_shingles"))
 
 
 def near_duplicate_ids(
@@ -172,12 +177,7 @@ def near_duplicate_ids(
     ``cache`` is applied to the candidate pairs, which are read twice.
     """
     k, r = rules.shingle_words, rules.rows_per_band
-    ngram = NGram(n=k, inputCol="_tokens", outputCol="_grams")  # JVM transformers: no Python per row
-    tokens = df.select(*_ORDER_COLUMNS, _product_key().alias("_product"),
-                       F.split("text_clean", " ").alias("_tokens"))  # text_clean has single spaces
-    docs = ngram.transform(tokens).select(  # a binary HashingTF needs no array_distinct
-        *_ORDER_COLUMNS, "_product",
-        F.when(F.size("_tokens") < k, F.array(F.array_join("_tokens", " "))).otherwise(F.col("_grams")).alias("_shingles"))
+    docs = _with_shingles(df, k, *_ORDER_COLUMNS)  # a binary HashingTF needs no array_distinct
     vectors = HashingTF(inputCol="_shingles", outputCol="_tf", numFeatures=1 << 20, binary=True).transform(docs)
     lsh = MinHashLSH(inputCol="_tf", outputCol="_mh", numHashTables=rules.bands * r, seed=seed).fit(vectors)
     # One 64-bit bucket key per (product, band): grouping by a long is ~2.5x faster than by the
@@ -187,9 +187,8 @@ def near_duplicate_ids(
     candidates = cache(_later_members(keyed, "_bucket").distinct())
     proposed = candidates.select(F.col("a").alias("review_id")).union(candidates.select(F.col("b"))).distinct()
     involved = df.join(proposed, "review_id", "left_semi")
-    sh = ngram.transform(involved.select("review_id", _product_key().alias("_product"),
-                                         F.split("text_clean", " ").alias("_tokens")))
-    sh = sh.select("review_id", "_product", _shingles(F.col("_tokens"), k, F.col("_grams")).alias("_sh"))
+    sh = _with_shingles(involved, k, "review_id").select(
+        "review_id", "_product", F.array_distinct("_shingles").alias("_sh"))
     pairs = (candidates.join(sh.toDF("a", "_product", "sh_a"), "a")
              .join(sh.toDF("b", "_product", "sh_b"), ["b", "_product"])
              .where(F.size(F.array_intersect("sh_a", "sh_b"))
