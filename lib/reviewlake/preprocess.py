@@ -144,7 +144,8 @@ def exact_duplicate_ids(df: DataFrame) -> DataFrame:
     normalised = F.lower(F.regexp_replace("text_clean", r"[^\p{L}\p{N}]+", ""))
     key = F.substring(F.unhex(F.sha2(F.concat_ws("\u0000", _product_key(), normalised), 256)), 1, 16)
     keyed = df.select(*_ORDER_COLUMNS, key.alias("_key"))
-    return _later_members(keyed, "_key").select(F.col("b").alias("review_id")).distinct()
+    # Each review has one key, so it is in one group at most: no distinct needed.
+    return _later_members(keyed, "_key").select(F.col("b").alias("review_id"))
 
 
 def drop_exact_duplicates(df: DataFrame) -> DataFrame:
