@@ -16,7 +16,9 @@ command -v "$python" >/dev/null || { echo "bootstrap: $python not found; install
 command -v java >/dev/null || { echo "bootstrap: java not found; install OpenJDK 17" >&2; exit 1; }
 command -v mvn >/dev/null || { echo "bootstrap: mvn not found; install Maven (it resolves Delta's jars)" >&2; exit 1; }
 
-key=$(cat "$root"/requirements/*.txt "$root/scripts/bootstrap.sh" "$root/scripts/build_horovod.sh" \
+# Only the files that define the environment name it, so a change to the data or jar steps below
+# does not rebuild it.
+key=$(cat "$root"/requirements/*.txt "$root/scripts/build_horovod.sh" \
       | sha256sum | cut -c1-12)
 venv=$cache/venv-$key
 mkdir -p "$cache"
@@ -46,4 +48,5 @@ if ! ls "$jars"/delta-spark_2.13-"$delta_version".jar >/dev/null 2>&1; then
   mvn -q -B -f "$root/jars/pom.xml" dependency:copy-dependencies -DoutputDirectory="$jars" \
       -DincludeScope=runtime -DexcludeArtifactIds=scala-library
 fi
-echo "bootstrap: ready ($venv, jars in $jars)"
+"$root/scripts/fetch_data.sh" "$venv/bin/python" "$cache/data"
+echo "bootstrap: ready ($venv, jars in $jars, labeled-review wheels in $cache/data)"

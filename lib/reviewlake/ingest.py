@@ -15,19 +15,24 @@ import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
+from urllib.parse import unquote
+
+from py4j.protocol import Py4JJavaError
 from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.errors import PySparkException
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from reviewlake import tables
 from reviewlake.config import Config, TimeFormat
 from reviewlake.sources import ReadOptions, registry
+from reviewlake.sources.files import InputError, InputFiles, list_input
 from reviewlake.sources.tabular import mapping
 
 log = logging.getLogger(__name__)
 
 REPLACEMENT_CHAR = "\ufffd"
-_SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_SOURCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _TRUE = ["y", "yes", "true", "1"]
 _FALSE = ["n", "no", "false", "0"]
 
@@ -50,16 +55,25 @@ class IngestReport:
     rows_accepted: int
     rows_quarantined: int
     bronze_rows_inserted: int
+    bronze_rows_already_present: int
+    bronze_rows_repeated: int
     quarantine_rows_inserted: int
+    quarantine_rows_already_present: int
+    quarantine_rows_repeated: int
     bronze_version: int
+    files_read: int
+    files_skipped: int
 
     def summary(self) -> str:
-        """One line for a person."""
+        """One line for a person: every row read is accounted for."""
         return (
-            f"ingest {self.source} ({self.format}) from {self.input}: read {self.rows_read:,} = "
-            f"accepted {self.rows_accepted:,} + quarantined {self.rows_quarantined:,}; inserted "
-            f"{self.bronze_rows_inserted:,} into bronze and {self.quarantine_rows_inserted:,} into "
-            f"quarantine (new rows only; the rest were already there)"
+            f"ingest {self.source} ({self.format}) from {self.input}: {self.files_read} file(s) read, "
+            f"{self.files_skipped} skipped; {self.rows_read:,} rows = accepted {self.rows_accepted:,} + "
+            f"quarantined {self.rows_quarantined:,}; accepted = {self.bronze_rows_inserted:,} inserted + "
+            f"{self.bronze_rows_already_present:,} already in bronze + {self.bronze_rows_repeated:,} "
+            f"repeating an id of this input; quarantined = {self.quarantine_rows_inserted:,} inserted + "
+            f"{self.quarantine_rows_already_present:,} already there + "
+            f"{self.quarantine_rows_repeated:,} repeated"
         )
 
 
@@ -67,13 +81,19 @@ def _blank_to_null(c: Column) -> Column:
     return F.when(F.trim(c) != "", c)
 
 
+# Unix times a timestamp can hold (years 0001 to 9999): outside them Spark's conversion overflows
+# and fails the whole run, so such a value is a wrong_type row instead.
+_UNIX_SECONDS = (-62135596800, 253402300799)
+
+
 def _parse_time(raw: Column, time_format: TimeFormat | None) -> Column:
     if time_format is None:
         return F.lit(None).cast("timestamp")
-    if time_format == "unix_seconds":
-        return F.timestamp_seconds(raw.try_cast("long"))
-    if time_format == "unix_millis":
-        return F.timestamp_millis(raw.try_cast("long"))
+    if time_format in ("unix_seconds", "unix_millis"):
+        scale = 1 if time_format == "unix_seconds" else 1000
+        value = raw.try_cast("long")
+        convert = F.timestamp_seconds if scale == 1 else F.timestamp_millis
+        return F.when(value.between(_UNIX_SECONDS[0] * scale, _UNIX_SECONDS[1] * scale), convert(value))
     if time_format == "date":
         return F.try_to_timestamp(raw, F.lit("yyyy-MM-dd"))
     return raw.try_cast("timestamp")
@@ -82,9 +102,10 @@ def _parse_time(raw: Column, time_format: TimeFormat | None) -> Column:
 def validate(staged: DataFrame, time_format: TimeFormat | None, max_text_chars: int) -> DataFrame:
     """Type the staged string fields and give each row a quarantine ``reason`` (null when valid).
 
-    A row gets the first reason that applies, in this order: ``unparseable``, ``missing_text``,
-    ``invalid_utf8``, ``wrong_type``, ``rating_out_of_range``, ``oversize_text``; ``detail`` says
-    which field and value.
+    A row gets the first reason that applies, in this order: ``unparseable``, ``wrong_type`` of a
+    JSON text field, ``missing_text`` (null, or only white space, control or format characters such
+    as tabs, newlines, NUL and zero-width spaces), ``invalid_utf8``, ``wrong_type``,
+    ``rating_out_of_range``, ``oversize_text``; ``detail`` says which field and value.
     """
     s = {c: _blank_to_null(F.col(c)) for c in ("rating", "review_time", "verified", "helpful_votes")}
     rating = s["rating"].try_cast("double")
@@ -99,7 +120,9 @@ def validate(staged: DataFrame, time_format: TimeFormat | None, max_text_chars: 
 
     checks: list[tuple[str, Column, Column]] = [
         ("unparseable", F.col("parse_error").isNotNull(), F.col("parse_error")),
-        ("missing_text", F.col("text").isNull() | (F.trim("text") == ""), F.lit("no review text")),
+        ("wrong_type", F.col("type_error").isNotNull(), F.col("type_error")),
+        ("missing_text", F.col("text").isNull() | ~F.col("text").rlike(r"[^\s\p{Z}\p{C}]"),
+         F.lit("no review text")),
         (
             "invalid_utf8",
             # Spark keeps a file's bytes as read: an invalid sequence is either still there (raw
@@ -110,7 +133,8 @@ def validate(staged: DataFrame, time_format: TimeFormat | None, max_text_chars: 
             F.lit("text is not valid UTF-8"),
         ),
         ("wrong_type", *bad(s["rating"], rating, "rating", "a number")),
-        ("wrong_type", *bad(s["review_time"], review_time, "review_time", f"a {time_format} time")),
+        ("wrong_type", *bad(s["review_time"], review_time, "review_time",
+                            f"a {time_format} time in the years 1 to 9999")),
         ("wrong_type", *bad(s["verified"], verified, "verified", "a yes/no value")),
         ("wrong_type", *bad(s["helpful_votes"], F.when(helpful >= 0, helpful), "helpful_votes",
                             "a count")),
@@ -142,15 +166,53 @@ def validate(staged: DataFrame, time_format: TimeFormat | None, max_text_chars: 
     )
 
 
-def review_id(source: str) -> Column:
-    """Deterministic id: a hash of the source name and the record's key parts."""
-    return F.substring(F.sha2(F.concat_ws("\u0001", F.lit(source), F.col("key_parts")), 256), 1, 32)
+def _sha(*parts: Column) -> Column:
+    return F.substring(F.sha2(F.concat_ws("\u0001", *parts), 256), 1, 32)
+
+
+def with_ids(validated: DataFrame, source: str) -> DataFrame:
+    """Add ``review_id`` and ``quarantine_id``: unique per distinct record, stable across re-reads.
+
+    A record with a complete natural key (every part present) is identified by the source and that
+    key. A record without one (fastText lines, JSON rows missing a key field, quarantined rows) is
+    identified by its content: the raw record, its key parts (null-safe, so missing parts never
+    merge records) and its occurrence, the n-th time that raw record appears in its file. So the
+    same file read again, plain or compressed, from any folder, gives the same ids; different
+    files of the same name give different ones; a line repeated in a file is one record per copy.
+
+    Occurrences need one aggregation of a 64-bit hash per record; only the records whose raw text
+    repeats within their file (usually few) are numbered with a window.
+    """
+    parts = F.col("key_parts")
+    complete = (F.size(parts) > 0) & F.forall(parts, lambda p: p.isNotNull() & (F.trim(p) != ""))
+    by_content = ~complete | F.col("reason").isNotNull()
+    raw = F.coalesce(F.col("raw_record"), F.lit(""))
+    frame = validated.withColumn("_dup_key", F.when(by_content, F.xxhash64("source_file", raw)))
+    repeated = (frame.where(F.col("_dup_key").isNotNull()).groupBy("_dup_key").count()
+                .where("count > 1").select("_dup_key"))
+    if repeated.isEmpty():
+        frame = frame.withColumn("_occurrence", F.lit(1))
+    else:
+        numbered = (
+            frame.join(F.broadcast(repeated), "_dup_key")
+            .select("source_file", "source_line", F.row_number().over(
+                Window.partitionBy("_dup_key").orderBy("source_line")).alias("_occurrence"))
+        )
+        frame = frame.join(F.broadcast(numbered), ["source_file", "source_line"], "left").withColumn(
+            "_occurrence", F.coalesce("_occurrence", F.lit(1)))
+    content = [F.lit(source), F.to_json(parts), F.col("_occurrence").cast("string"), raw]
+    return frame.select(
+        *validated.columns,
+        F.when(F.col("reason").isNull(), F.when(complete, _sha(F.lit(source), F.lit("key"), F.to_json(parts)))
+               .otherwise(_sha(F.lit("record"), *content))).alias("review_id"),
+        F.when(F.col("reason").isNotNull(), _sha(F.lit("quarantine"), *content)).alias("quarantine_id"),
+    )
 
 
 def to_bronze(validated: DataFrame, source: str, run_id: str, at: datetime) -> DataFrame:
-    """The accepted rows of a validated frame, in the bronze schema."""
+    """The accepted rows of a validated frame with ids, in the bronze schema."""
     return validated.where(F.col("reason").isNull()).select(
-        review_id(source).alias("review_id"),
+        "review_id",
         F.lit(source).alias("source"),
         "product_id",
         "product_title",
@@ -170,14 +232,9 @@ def to_bronze(validated: DataFrame, source: str, run_id: str, at: datetime) -> D
 
 
 def to_quarantine(validated: DataFrame, source: str, fmt: str, run_id: str, at: datetime) -> DataFrame:
-    """The rejected rows of a validated frame, in the quarantine schema."""
-    file_name = F.regexp_extract("source_file", r"([^/]*)$", 1)
+    """The rejected rows of a validated frame with ids, in the quarantine schema."""
     return validated.where(F.col("reason").isNotNull()).select(
-        F.substring(
-            F.sha2(F.concat_ws("\u0001", F.lit(source), file_name, F.col("source_line").cast("string"),
-                               F.coalesce("raw_record", F.lit(""))), 256),
-            1, 32,
-        ).alias("quarantine_id"),
+        "quarantine_id",
         F.lit(source).alias("source"),
         F.lit(fmt).alias("format"),
         "source_file",
@@ -190,15 +247,40 @@ def to_quarantine(validated: DataFrame, source: str, fmt: str, run_id: str, at: 
     )
 
 
-def check_input(spark: SparkSession, path: str) -> None:
-    """Raise :class:`IngestError` unless ``path`` (a file, folder or glob, any Hadoop filesystem) exists."""
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
-    fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    found = fs.globStatus(hadoop_path)
-    if found is None or len(found) == 0:
-        raise IngestError(f"input path {path} does not exist")
+def _select_members(listing: InputFiles, member: str | None, why: str) -> InputFiles:
+    """Drop files found inside folders that do not match the format's ``member`` pattern."""
+    if member is None:
+        return listing
+    pattern = re.compile(member)
+    keep = [f for f in listing.files if f.explicit or pattern.search(f.path)]
+    skipped = [(f.path, why) for f in listing.files if not (f.explicit or pattern.search(f.path))]
+    return InputFiles(files=keep, skipped=listing.skipped + skipped)
+
+
+# What the JVM says when a compressed stream ends early or is damaged, by codec.
+_CORRUPT_SIGNS = (
+    "Unexpected end of input stream", "Unexpected end of ZLIB input stream", "Not in GZIP format",
+    "invalid block type", "invalid stored block", "invalid distance", "incorrect header check",
+    "crc error", "CRC error", "bad block header", "Corrupt", "corrupt", "EOFException",
+    "Stream is not in the BZip2 format", "invalid code lengths", "ArrayIndexOutOfBounds",
+)
+
+
+def read_failure(exc: BaseException, listing: InputFiles) -> IngestError | None:
+    """A one-line :class:`IngestError` for a Spark job that failed reading an input file, or None.
+
+    Spark reports such failures as ``FAILED_READ_FILE`` with the file's URL-encoded path and the
+    decompressor's exception as the cause.
+    """
+    text = str(exc)
+    if "FAILED_READ_FILE" not in text and not any(sign in text for sign in _CORRUPT_SIGNS):
+        return None
+    decoded = unquote(text)
+    culprit = next((f.path for f in listing.files if f.path in decoded or f.read_as in decoded), None)
+    causes = [line.strip() for line in text.splitlines() if line.strip().startswith("Caused by:")]
+    cause = causes[-1].removeprefix("Caused by:").strip() if causes else text.splitlines()[0]
+    what = "corrupt or truncated compressed data" if any(s in text for s in _CORRUPT_SIGNS) else "read failed"
+    return IngestError(f"{culprit or listing.files[0].path}: {what} ({cause[:200]}); nothing was written")
 
 
 def ingest(
@@ -216,7 +298,7 @@ def ingest(
     fmt
         One of :func:`reviewlake.sources.registry`.
     path
-        A file, folder or glob on any filesystem Spark reads.
+        A file, folder (read recursively) or glob on any filesystem Spark reads.
     source
         Name of the corpus in ``reviews_bronze.source``; the format's name by default. For ``csv`` and
         ``parquet`` it also selects the column mapping in ``ingest.tabular``.
@@ -226,32 +308,59 @@ def ingest(
     Raises
     ------
     IngestError
-        On an unknown format, a bad source name or a missing path, before any table is touched.
+        On an unknown format, a bad source name, a missing, unreadable, corrupt or mis-named input,
+        or input bytes that held no record, before any table is touched.
     """
     readers = registry()
     if fmt not in readers:
         raise IngestError(f"unknown format '{fmt}'; one of: {', '.join(readers)}")
     reader = readers[fmt]
     source = source or fmt
-    if not _SOURCE_NAME.match(source):
-        raise IngestError(f"source name '{source}' may hold only letters, digits, '_', '.', '-'")
-    check_input(spark, path)
-    options = ReadOptions(source=source, category=category, cfg=cfg)
+    if not _SOURCE_NAME.fullmatch(source):
+        raise IngestError(f"source name {source!r} may hold only letters, digits, '_', '.', '-'")
+    run_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    try:
+        listing = list_input(spark, path, cfg.paths.data / "_staging" / run_id)
+    except InputError as exc:
+        raise IngestError(str(exc)) from exc
+    listing = _select_members(listing, reader.member, reader.member_doc)
+    for skipped, why in listing.skipped[:20]:
+        log.warning("skipped %s: %s", skipped, why)
+    if len(listing.skipped) > 20:
+        log.warning("skipped %d more files (see the run's files_skipped)", len(listing.skipped) - 20)
+    if not listing.files:
+        raise IngestError(f"{path}: no file to read ({len(listing.skipped)} skipped: "
+                          f"{'; '.join(f'{p}: {w}' for p, w in listing.skipped[:3])})")
+    options = ReadOptions(source=source, category=category, cfg=cfg, files=listing)
     time_format = reader.time_format or (mapping(options).time_format if fmt in ("csv", "parquet") else None)
 
-    run_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     started = datetime.now(timezone.utc)
     clock = time.perf_counter()
     sc = spark.sparkContext
     sc.setJobDescription(f"ingest {source}: read and validate {path}")
-    # Read once: the count and both MERGEs use the cached validated rows (measured 48s vs 64s per
-    # 1M lines against recomputing validation from the readers' cached lines).
-    validated = validate(reader.read(spark, path, options), time_format, cfg.ingest.max_text_chars)
-    validated = validated.persist(StorageLevel.MEMORY_AND_DISK)
+    validated: DataFrame | None = None
     try:
-        counts = {r["ok"]: r["n"] for r in validated.groupBy(F.col("reason").isNull().alias("ok"))
-                  .agg(F.count("*").alias("n")).collect()}
-        accepted, quarantined = counts.get(True, 0), counts.get(False, 0)
+        try:
+            # Read once: the counts and both MERGEs use the cached validated rows (measured 48s vs
+            # 64s per 1M lines against recomputing validation from the readers' cached lines).
+            validated = with_ids(validate(reader.read(spark, path, options), time_format,
+                                          cfg.ingest.max_text_chars), source)
+            validated = validated.persist(StorageLevel.MEMORY_AND_DISK)
+            counts = {r["ok"]: r for r in validated.groupBy(F.col("reason").isNull().alias("ok")).agg(
+                F.count("*").alias("n"), F.count_distinct("review_id").alias("ids"),
+                F.count_distinct("quarantine_id").alias("qids")).collect()}
+        except (Py4JJavaError, PySparkException) as exc:
+            failure = read_failure(exc, listing)
+            if failure is None:
+                raise
+            raise failure from exc
+        accepted = counts[True]["n"] if True in counts else 0
+        quarantined = counts[False]["n"] if False in counts else 0
+        distinct_ids = counts[True]["ids"] if True in counts else 0
+        distinct_qids = counts[False]["qids"] if False in counts else 0
+        if accepted + quarantined == 0 and listing.total_bytes > 0:
+            raise IngestError(f"{path}: read no {fmt} record from {len(listing.files)} file(s) of "
+                              f"{listing.total_bytes:,} bytes; is it the right --format?")
         for frame in options.persisted:  # validated is cached now; the readers' caches can go
             frame.unpersist()
         log.info("%s: %d rows read, %d accepted, %d quarantined (%.1fs)", path, accepted + quarantined,
@@ -272,7 +381,8 @@ def ingest(
         log.info("%s: %d new rows (%.1fs)", cfg.table("quarantine"), quarantined_new,
                  time.perf_counter() - clock)
     finally:
-        validated.unpersist()
+        if validated is not None:
+            validated.unpersist()
         for frame in options.persisted:
             frame.unpersist()
         sc.setJobDescription(None)  # type: ignore[arg-type]
@@ -281,10 +391,19 @@ def ingest(
         run_id=run_id, source=source, format=fmt, input=path, started_at=started,
         finished_at=datetime.now(timezone.utc), rows_read=accepted + quarantined,
         rows_accepted=accepted, rows_quarantined=quarantined, bronze_rows_inserted=inserted,
-        quarantine_rows_inserted=quarantined_new, bronze_version=tables.table_version(bronze),
+        bronze_rows_already_present=distinct_ids - inserted, bronze_rows_repeated=accepted - distinct_ids,
+        quarantine_rows_inserted=quarantined_new,
+        quarantine_rows_already_present=distinct_qids - quarantined_new,
+        quarantine_rows_repeated=quarantined - distinct_qids,
+        bronze_version=tables.table_version(bronze), files_read=len(listing.files),
+        files_skipped=len(listing.skipped),
     )
+    if inserted < accepted:
+        log.warning("%s: %d accepted rows not inserted: %d had an id already in %s, %d repeated an id "
+                    "within this input", path, accepted - inserted, report.bronze_rows_already_present,
+                    cfg.table("bronze"), report.bronze_rows_repeated)
     tables.ensure_table(spark, cfg.table("ingest_runs"), tables.INGEST_RUNS_SCHEMA)
     spark.createDataFrame([asdict(report)], tables.INGEST_RUNS_SCHEMA).write.format("delta").mode(
-        "append").saveAsTable(cfg.table("ingest_runs"))
+        "append").option("mergeSchema", "true").saveAsTable(cfg.table("ingest_runs"))
     log.info(report.summary())
     return report

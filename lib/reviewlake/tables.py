@@ -64,8 +64,14 @@ INGEST_RUNS_SCHEMA = T.StructType(
         T.StructField("rows_accepted", T.LongType(), False),
         T.StructField("rows_quarantined", T.LongType(), False),
         T.StructField("bronze_rows_inserted", T.LongType(), False),
+        T.StructField("bronze_rows_already_present", T.LongType()),
+        T.StructField("bronze_rows_repeated", T.LongType()),
         T.StructField("quarantine_rows_inserted", T.LongType(), False),
+        T.StructField("quarantine_rows_already_present", T.LongType()),
+        T.StructField("quarantine_rows_repeated", T.LongType()),
         T.StructField("bronze_version", T.LongType(), False),
+        T.StructField("files_read", T.LongType()),
+        T.StructField("files_skipped", T.LongType()),
     ]
 )
 

@@ -3,9 +3,12 @@
 A staged frame holds one row per input record, with every bronze field still a string (so a value of
 the wrong type can be reported, not silently nulled), plus:
 
-- ``key_parts``: array of strings that identify the review (the natural key, or its content);
+- ``key_parts``: the record's natural key, as an array of strings; empty for formats that have none
+  (fastText). :func:`reviewlake.ingest.with_ids` turns it into ``review_id``, falling back to the
+  record's content when a part is missing;
 - ``raw_record``: the record as read, kept for the quarantine;
 - ``parse_error``: why the record could not be parsed, or null;
+- ``type_error``: a field whose value has the wrong JSON type (an object as the text), or null;
 - ``source_file`` and ``source_line`` (1-based; null for one-record-per-file formats).
 
 :func:`reviewlake.ingest.validate` then types, checks and splits it into bronze and quarantine rows.
@@ -21,6 +24,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from reviewlake.config import Config, TimeFormat
+from reviewlake.sources.files import InputFiles
 
 STAGED_FIELDS = (
     "product_id", "product_title", "category", "rating", "label", "title", "text",
@@ -30,46 +34,70 @@ STAGED_FIELDS = (
 
 @dataclass(frozen=True)
 class ReadOptions:
-    """What a reader needs besides the path; ``persisted`` collects frames to unpersist after the run."""
+    """What a reader needs besides the session; ``persisted`` collects frames to unpersist after the run."""
 
     source: str
     category: str | None
     cfg: Config
+    files: InputFiles
     persisted: list[DataFrame] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class SourceReader:
-    """A registered input format."""
+    """A registered input format.
+
+    ``member`` is a regular expression a file found inside an input folder must match to be read
+    (files named explicitly are always read); ``member_doc`` says what it selects.
+    """
 
     name: str
     read: Callable[[SparkSession, str, ReadOptions], DataFrame]
     time_format: TimeFormat | None
     doc: str
+    whole_file: bool = False
+    member: str | None = None
+    member_doc: str = ""
+
+
+def source_path(files: InputFiles) -> Column:
+    """``source_file`` as the user gave it, from Spark's URL-encoded ``_metadata.file_path``.
+
+    In that URI a space is ``%20`` and a ``+`` is itself, so ``+`` is protected before decoding.
+    """
+    decoded = F.url_decode(F.replace(F.col("_metadata.file_path"), F.lit("+"), F.lit("%2B")))
+    shown = F.regexp_replace(decoded, r"^file:(//)?(?=/)", "")
+    for link, original in files.linked.items():
+        shown = F.when(shown == link, F.lit(original)).otherwise(shown)
+    return shown
 
 
 def read_files(spark: SparkSession, path: str, options: ReadOptions, *, whole_file: bool = False) -> DataFrame:
-    """Lines (or whole files) of the text files at ``path``, with the file and line each came from.
+    """Lines (or whole files) of the listed input files, with the file and line each came from.
 
     Spark reads plain, gzip and bzip2 files alike, and splits bzip2 across tasks. Its text source
     does not number lines, so the lines are cached once and numbered exactly: rows of one file split
     are contiguous in one partition, and a file's splits, in order of their byte offsets, hold its
     lines in order; the line number is the count of lines in earlier splits of the file plus the
-    row's place in its own split. Whole files get no line number.
+    row's place in its own split. Whole files get no line number; a 0-byte file, which Spark reads
+    as no row at all, is one empty record.
     """
-    reader = spark.read
-    if whole_file:  # a folder tree of one-record files, such as aclImdb
-        reader = reader.option("recursiveFileLookup", "true").option("pathGlobFilter", "*.txt")
-    df = reader.text(path, wholetext=whole_file).select(
+    paths = [f.read_as for f in options.files.files]
+    df = spark.read.text(paths, wholetext=whole_file).select(
         F.col("value"),
-        F.col("_metadata.file_path").alias("source_file"),
-        F.col("_metadata.file_name").alias("file_name"),
+        source_path(options.files).alias("source_file"),
         F.col("_metadata.file_block_start").alias("_block"),
         F.spark_partition_id().alias("_pid"),
         F.monotonically_increasing_id().alias("_row"),
-    )
+    ).withColumn("file_name", F.regexp_extract("source_file", r"([^/]*)$", 1))
     if whole_file:
-        return df.select("value", "source_file", "file_name", F.lit(None).cast("long").alias("source_line"))
+        empty = [(f.path, f.name) for f in options.files.files if f.size == 0]
+        files = df.select("value", "source_file", "file_name", F.lit(None).cast("long").alias("source_line"))
+        if empty:
+            files = files.unionByName(spark.createDataFrame(
+                [("", p, n, None) for p, n in empty],
+                "value string, source_file string, file_name string, source_line long"))
+        return files
     df = df.persist(StorageLevel.MEMORY_AND_DISK)
     options.persisted.append(df)
     splits = (
@@ -98,6 +126,7 @@ def staged(
     key_parts: list[Column],
     raw_record: Column,
     parse_error: Column,
+    type_error: Column | None = None,
     **fields: Column,
 ) -> DataFrame:
     """Project ``df`` (which has ``source_file`` and ``source_line``) onto the staged columns.
@@ -108,9 +137,10 @@ def staged(
     if unknown:
         raise ValueError(f"unknown staged field(s) {sorted(unknown)}")
     columns = [
-        F.array(*[p.cast("string") for p in key_parts]).alias("key_parts"),
+        F.array(*[p.cast("string") for p in key_parts]).cast("array<string>").alias("key_parts"),
         raw_record.cast("string").alias("raw_record"),
         parse_error.cast("string").alias("parse_error"),
+        (F.lit(None) if type_error is None else type_error).cast("string").alias("type_error"),
         F.col("source_file"),
         F.col("source_line"),
     ]

@@ -10,7 +10,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from reviewlake.sources import ReadOptions, SourceReader, category_from_file, read_files, staged
-from reviewlake.sources._json import parse_json_lines
+from reviewlake.sources._json import not_a_string, parse_json_lines
 
 FIELDS = [
     "rating", "title", "text", "images", "asin", "parent_asin", "user_id", "timestamp",
@@ -25,6 +25,7 @@ def read(spark: SparkSession, path: str, options: ReadOptions) -> DataFrame:
         key_parts=[F.col("j.user_id"), F.col("j.asin"), F.col("j.timestamp")],
         raw_record=F.col("value"),
         parse_error=parse_error,
+        type_error=not_a_string(["text", "title"]),
         product_id=F.coalesce(F.col("j.parent_asin"), F.col("j.asin")),
         category=category_from_file(r"^(.+?)\.jsonl?", options.category),
         rating=F.col("j.rating"),

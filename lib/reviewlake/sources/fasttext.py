@@ -1,8 +1,9 @@
 """fastText lines: ``__label__1 Title: body`` (the 3.6M Amazon polarity set; plain or .bz2).
 
 Label 1 is negative and 2 positive. Title and body split at the first ``": "``; a line without one is
-all body. The file has no review ids, so a review is identified by its file (without compression
-suffix) and line: the same file ingested again, compressed or not, gives the same ids.
+all body. The file has no review ids, so the natural key is empty and a review is identified by its
+content (see :func:`reviewlake.ingest.with_ids`): the same file ingested again, compressed or not,
+from any folder, gives the same ids, and two files of the same name give different ones.
 """
 
 from __future__ import annotations
@@ -28,8 +29,7 @@ def read(spark: SparkSession, path: str, options: ReadOptions) -> DataFrame:
     )
     return staged(
         lines,
-        key_parts=[F.regexp_replace("file_name", r"\.(bz2|gz|deflate|zst|lz4|snappy)$", ""),
-                   F.col("source_line")],
+        key_parts=[],
         raw_record=F.col("value"),
         parse_error=parse_error,
         label=mapped,

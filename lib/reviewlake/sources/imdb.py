@@ -1,6 +1,8 @@
 """IMDb large movie review set (aclImdb): ``<root>/train|test/pos|neg|unsup/<id>_<stars>.txt``.
 
-One review per file. Stars are 1-10 (0 for unlabelled ``unsup`` files); bronze keeps ratings on the
+One review per file; a 0-byte file is an empty review (quarantined as missing text), and files in
+the folder that are not reviews (``urls_pos.txt``, ``imdb.vocab``, ``README``) are skipped and
+listed. Stars are 1-10 (0 for unlabelled ``unsup`` files); bronze keeps ratings on the
 1-5 scale, so stars map to ``ceil(stars / 2)``. The label is the folder: pos, neg, or none for unsup.
 """
 
@@ -40,4 +42,7 @@ READER = SourceReader(
     read=read,
     time_format=None,
     doc="aclImdb folder: train|test/pos|neg|unsup/<id>_<stars>.txt, one review per file",
+    whole_file=True,
+    member=_PATH,
+    member_doc="not a review file of the aclImdb layout (<split>/<pos|neg|unsup>/<id>_<stars>.txt)",
 )

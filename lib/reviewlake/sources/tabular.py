@@ -9,10 +9,11 @@ from __future__ import annotations
 import csv
 
 from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Window
 from pyspark.sql import functions as F
 
 from reviewlake.config import TabularSource
-from reviewlake.sources import ReadOptions, SourceReader, read_files, staged
+from reviewlake.sources import ReadOptions, SourceReader, read_files, source_path, staged
 
 CORRUPT = "_corrupt_record"
 
@@ -51,8 +52,34 @@ def _staged(df: DataFrame, spec: TabularSource, parse_error: Column, raw: Column
     )
 
 
+def join_quoted_lines(lines: DataFrame) -> DataFrame:
+    """Join the lines of CSV records whose quoted fields hold line breaks into one ``value``.
+
+    A record goes on while the count of ``"`` since its first line is odd (an escaped ``""``
+    counts twice, so it never changes that). Only files with such a line pay for the ordered pass
+    over the file; the record keeps the number of its first line.
+    """
+    quotes = F.length("value") - F.length(F.replace(F.col("value"), F.lit('"'), F.lit("")))
+    lines = lines.withColumn("_odd", (quotes % 2).cast("int"))
+    spanning = [r[0] for r in lines.where("_odd = 1").select("source_file").distinct().collect()]
+    if not spanning:
+        return lines.drop("_odd")
+    in_file = Window.partitionBy("source_file").orderBy("source_line")
+    open_before = F.coalesce(F.sum("_odd").over(in_file.rowsBetween(Window.unboundedPreceding, -1)), F.lit(0))
+    joined = (
+        lines.where(F.col("source_file").isin(spanning))
+        .withColumn("_start", F.when(open_before % 2 == 0, F.col("source_line")))
+        .withColumn("_record", F.max("_start").over(in_file.rowsBetween(Window.unboundedPreceding, 0)))
+        .groupBy("source_file", "file_name", "_record")
+        .agg(F.sort_array(F.collect_list(F.struct("source_line", "value"))).alias("_lines"))
+        .select(F.array_join(F.transform("_lines", lambda x: x["value"]), "\n").alias("value"),
+                "source_file", "file_name", F.col("_record").alias("source_line"))
+    )
+    return lines.where(~F.col("source_file").isin(spanning)).drop("_odd").unionByName(joined)
+
+
 def read_csv(spark: SparkSession, path: str, options: ReadOptions) -> DataFrame:
-    """CSV files with a header line, read line by line so every row keeps its line number."""
+    """CSV files with a header line, read line by line so every record keeps its line number."""
     spec = mapping(options)
     lines = read_files(spark, path, options)
     headers = lines.where(F.col("source_line") == 1).select("source_file", "value").collect()
@@ -64,7 +91,7 @@ def read_csv(spark: SparkSession, path: str, options: ReadOptions) -> DataFrame:
             raise ValueError(f"{other['source_file']}: header differs from {headers[0]['source_file']}")
     _check_columns(header, spec, path)
     schema = ", ".join(f"`{c}` string" for c in header) + f", `{CORRUPT}` string"
-    parsed = lines.where(F.col("source_line") > 1).withColumn(
+    parsed = join_quoted_lines(lines.where(F.col("source_line") > 1)).withColumn(
         "c", F.from_csv("value", schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT,
                                   "escape": "\""})
     ).select("*", "c.*")
@@ -75,10 +102,10 @@ def read_csv(spark: SparkSession, path: str, options: ReadOptions) -> DataFrame:
 
 def read_parquet(spark: SparkSession, path: str, options: ReadOptions) -> DataFrame:
     spec = mapping(options)
-    df = spark.read.parquet(path)
+    df = spark.read.parquet(*[f.read_as for f in options.files.files])
     _check_columns(df.columns, spec, path)
     raw = F.to_json(F.struct(*[F.col(f"`{c}`") for c in df.columns]))
-    df = df.select("*", F.col("_metadata.file_path").alias("source_file"),
+    df = df.select("*", source_path(options.files).alias("source_file"),
                    (F.col("_metadata.row_index") + 1).alias("source_line"))
     return _staged(df, spec, F.lit(None), raw, options.category)
 
