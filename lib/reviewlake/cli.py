@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import Callable
 
+from py4j.protocol import Py4JJavaError
+from pyspark.errors import PySparkException
+
 from reviewlake.config import Config, ConfigError, load_config
+from reviewlake.spark import MetastoreBusyError
 
 log = logging.getLogger("reviewlake")
 
 # Errors a user can fix: shown as one line, exit code 2, no traceback.
-USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, FileNotFoundError, ValueError)
+USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, FileNotFoundError, ValueError, MetastoreBusyError)
+# Set by reviewlake.submit: spark-submit merges the Python driver's stderr into its stdout, so the
+# error line is handed back through this file and printed on spark-submit.sh's own stderr.
+ERROR_FILE = "REVIEWLAKE_ERROR_FILE"
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -45,6 +53,24 @@ def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
     except USER_ERRORS as exc:
         if verbose:
             log.exception("failed")
-        print(f"error: {exc}", file=sys.stderr)
+        report_error(str(exc))
         code = 2
+    except (PySparkException, Py4JJavaError) as exc:
+        if verbose:
+            log.exception("failed")
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        report_error(f"Spark failed: {first[:400]} (the full log is in the logs folder, paths.logs; "
+                     "-v shows the trace)")
+        code = 1
     sys.exit(code)
+
+
+def report_error(message: str) -> None:
+    """Print ``error: <message>`` as one line on stderr (through spark-submit.sh when it runs us)."""
+    line = "error: " + " ".join(message.split())
+    target = os.environ.get(ERROR_FILE)
+    if target:
+        with open(target, "a") as fh:
+            fh.write(line + "\n")
+    else:
+        print(line, file=sys.stderr)

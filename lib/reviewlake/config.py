@@ -35,6 +35,7 @@ class Paths(_Strict):
     data: Path
     reports: Path
     jars: Path
+    logs: Path = PROJECT_ROOT / "var" / "logs"
 
 
 class Tables(_Strict):
@@ -45,6 +46,16 @@ class Tables(_Strict):
     preprocess_runs: str = "preprocess_runs"
     class_weights: str = "class_weights"
     silver_quality: str = "silver_quality"
+
+    @model_validator(mode="after")
+    def _distinct(self) -> "Tables":
+        seen: dict[str, str] = {}
+        for role, name in self.model_dump().items():
+            if name.lower() in seen:
+                raise ValueError(f"tables.{seen[name.lower()]} and tables.{role} are both '{name}'; "
+                                 "every table needs a name of its own")
+            seen[name.lower()] = role
+        return self
 
 
 class SparkSettings(_Strict):
@@ -234,7 +245,12 @@ def _apply_override(tree: dict[str, Any], override: str) -> None:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"override '{override}': '{part}' is not a section")
-    node[leaf] = yaml.safe_load(raw) if raw else None
+    try:
+        node[leaf] = yaml.safe_load(raw) if raw else None
+    except yaml.YAMLError as exc:
+        problem = " ".join(str(exc).split())
+        raise ConfigError(f"override '{override}': the value is not valid YAML ({problem}); "
+                          "quote it, e.g. --set 'key=\"text: with colon\"'") from exc
 
 
 def _resolve_paths(tree: dict[str, Any]) -> None:

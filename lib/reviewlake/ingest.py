@@ -26,7 +26,7 @@ from pyspark.sql import functions as F
 from reviewlake import tables
 from reviewlake.config import Config, TimeFormat
 from reviewlake.sources import ReadOptions, registry
-from reviewlake.sources.files import InputError, InputFiles, list_input
+from reviewlake.sources.files import COMPRESSION_SUFFIXES, InputError, InputFiles, list_input
 from reviewlake.sources.tabular import mapping
 
 log = logging.getLogger(__name__)
@@ -257,30 +257,24 @@ def _select_members(listing: InputFiles, member: str | None, why: str) -> InputF
     return InputFiles(files=keep, skipped=listing.skipped + skipped)
 
 
-# What the JVM says when a compressed stream ends early or is damaged, by codec.
-_CORRUPT_SIGNS = (
-    "Unexpected end of input stream", "Unexpected end of ZLIB input stream", "Not in GZIP format",
-    "invalid block type", "invalid stored block", "invalid distance", "incorrect header check",
-    "crc error", "CRC error", "bad block header", "Corrupt", "corrupt", "EOFException",
-    "Stream is not in the BZip2 format", "invalid code lengths", "ArrayIndexOutOfBounds",
-)
-
-
 def read_failure(exc: BaseException, listing: InputFiles) -> IngestError | None:
     """A one-line :class:`IngestError` for a Spark job that failed reading an input file, or None.
 
-    Spark reports such failures as ``FAILED_READ_FILE`` with the file's URL-encoded path and the
-    decompressor's exception as the cause.
+    Spark reports such failures as ``FAILED_READ_FILE`` with the file's URL-encoded path, and the
+    decompressor's exception (``unexpected end of stream``, ``Not in GZIP format``, a CRC error)
+    as the cause.
     """
     text = str(exc)
-    if "FAILED_READ_FILE" not in text and not any(sign in text for sign in _CORRUPT_SIGNS):
+    if "FAILED_READ_FILE" not in text:
         return None
     decoded = unquote(text)
-    culprit = next((f.path for f in listing.files if f.path in decoded or f.read_as in decoded), None)
+    culprit = next((f for f in listing.files if f.path in decoded or f.read_as in decoded), None)
     causes = [line.strip() for line in text.splitlines() if line.strip().startswith("Caused by:")]
     cause = causes[-1].removeprefix("Caused by:").strip() if causes else text.splitlines()[0]
-    what = "corrupt or truncated compressed data" if any(s in text for s in _CORRUPT_SIGNS) else "read failed"
-    return IngestError(f"{culprit or listing.files[0].path}: {what} ({cause[:200]}); nothing was written")
+    compressed = culprit is not None and culprit.path.endswith(COMPRESSION_SUFFIXES)
+    what = "corrupt or truncated compressed data" if compressed else "cannot be read"
+    where = culprit.path if culprit else ", ".join(f.path for f in listing.files[:3])
+    return IngestError(f"{where}: {what} ({cause[:200]}); nothing was written")
 
 
 def ingest(
@@ -366,9 +360,9 @@ def ingest(
         log.info("%s: %d rows read, %d accepted, %d quarantined (%.1fs)", path, accepted + quarantined,
                  accepted, quarantined, time.perf_counter() - clock)
 
-        bronze = tables.ensure_table(spark, cfg.table("bronze"), tables.BRONZE_SCHEMA, ["source"])
+        bronze = tables.ensure_table(spark, cfg.table("bronze"), tables.BRONZE_SCHEMA, ["source"], "bronze")
         quarantine = tables.ensure_table(spark, cfg.table("quarantine"), tables.QUARANTINE_SCHEMA,
-                                         ["source"])
+                                         ["source"], "quarantine")
         sc.setJobDescription(f"ingest {source}: merge into {cfg.table('bronze')}")
         inserted = tables.insert_new(bronze, to_bronze(validated, source, run_id, started),
                                      ["review_id"], prune={"source": source})
@@ -402,7 +396,7 @@ def ingest(
         log.warning("%s: %d accepted rows not inserted: %d had an id already in %s, %d repeated an id "
                     "within this input", path, accepted - inserted, report.bronze_rows_already_present,
                     cfg.table("bronze"), report.bronze_rows_repeated)
-    tables.ensure_table(spark, cfg.table("ingest_runs"), tables.INGEST_RUNS_SCHEMA)
+    tables.ensure_table(spark, cfg.table("ingest_runs"), tables.INGEST_RUNS_SCHEMA, role="ingest_runs")
     spark.createDataFrame([asdict(report)], tables.INGEST_RUNS_SCHEMA).write.format("delta").mode(
         "append").option("mergeSchema", "true").saveAsTable(cfg.table("ingest_runs"))
     log.info(report.summary())

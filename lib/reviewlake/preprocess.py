@@ -447,7 +447,8 @@ def preprocess(spark: SparkSession, cfg: Config, force: bool = False) -> Preproc
     rules = cfg.preprocess
     bronze_version = tables.table_version(DeltaTable.forName(spark, cfg.table("bronze")))
     fingerprint = config_fingerprint(cfg)
-    runs = tables.ensure_table(spark, cfg.table("preprocess_runs"), tables.PREPROCESS_RUNS_SCHEMA)
+    runs = tables.ensure_table(spark, cfg.table("preprocess_runs"), tables.PREPROCESS_RUNS_SCHEMA,
+                              role="preprocess_runs")
     last = runs.toDF().orderBy(F.col("finished_at").desc()).first()
     if (not force and last is not None and spark.catalog.tableExists(cfg.table("silver"))
             and last["bronze_version"] == bronze_version and last["config_hash"] == fingerprint):
@@ -465,8 +466,7 @@ def preprocess(spark: SparkSession, cfg: Config, force: bool = False) -> Preproc
         silver, removed = build_silver(bronze, rules, cached, seconds)
         spark.sparkContext.setJobDescription(f"preprocess: write {cfg.table('silver')}")
         clock = time.perf_counter()
-        (silver.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
-         .partitionBy("split", "source").saveAsTable(cfg.table("silver")))
+        tables.overwrite(silver, cfg.table("silver"), "silver", ["split", "source"])
         seconds["label_split_write"] = round(time.perf_counter() - clock, 2)
     finally:
         for frame in cached:
@@ -474,8 +474,7 @@ def preprocess(spark: SparkSession, cfg: Config, force: bool = False) -> Preproc
         spark.sparkContext.setJobDescription(None)  # type: ignore[arg-type]
     written = spark.table(cfg.table("silver"))
     splits = {r["split"]: r["count"] for r in written.groupBy("split").count().collect()}
-    class_weights(written, rules.balance.label).write.format("delta").mode("overwrite").option(
-        "overwriteSchema", "true").saveAsTable(cfg.table("class_weights"))
+    tables.overwrite(class_weights(written, rules.balance.label), cfg.table("class_weights"), "class_weights")
     report = PreprocessReport(
         run_id=run_id, bronze_version=bronze_version, config_hash=fingerprint, rows_in=rows_in,
         rows_out=sum(splits.values()), removed=removed, splits=splits,

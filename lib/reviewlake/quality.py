@@ -18,6 +18,7 @@ from pyspark.sql import DataFrame, SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 from scipy.stats import chi2_contingency  # noqa: E402
 
+from reviewlake import tables  # noqa: E402
 from reviewlake.config import Config  # noqa: E402
 from reviewlake.preprocess import SENTIMENT_3, SENTIMENT_BINARY  # noqa: E402
 
@@ -143,6 +144,5 @@ def plot_quality(rows: list[tuple[str, str, str, float]], cfg: Config, out: Path
 def write_quality_report(spark: SparkSession, cfg: Config) -> Path:
     """Compute the summary of the silver table, overwrite ``silver_quality`` and write the PNG."""
     rows = quality_rows(spark.table(cfg.table("silver")), cfg)
-    spark.createDataFrame(rows, QUALITY_SCHEMA).write.format("delta").mode("overwrite").option(
-        "overwriteSchema", "true").saveAsTable(cfg.table("silver_quality"))
+    tables.overwrite(spark.createDataFrame(rows, QUALITY_SCHEMA), cfg.table("silver_quality"), "silver_quality")
     return plot_quality(rows, cfg, cfg.paths.reports / "silver_quality.png")

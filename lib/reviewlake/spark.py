@@ -7,6 +7,7 @@ Python or ``spark-submit`` starts the JVM.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import sys
@@ -39,8 +40,43 @@ def delta_jars(cfg: Config) -> list[Path]:
 
 
 def driver_java_options(cfg: Config) -> str:
-    """JVM options of the driver: quiet logging, and Derby's log kept beside its database."""
-    return f"-Dlog4j2.configurationFile=file:{LOG4J_CONF} -Dderby.system.home={cfg.paths.metastore}"
+    """JVM options of the driver: quiet console logging with the full log in ``paths.logs``, and
+    Derby's log kept beside its database."""
+    return (f"-Dlog4j2.configurationFile=file:{LOG4J_CONF} -Dreviewlake.logs={cfg.paths.logs} "
+            f"-Dderby.system.home={cfg.paths.metastore}")
+
+
+class MetastoreBusyError(RuntimeError):
+    """Another process holds the embedded (Derby) metastore, which allows one at a time."""
+
+
+_HELD: dict[Path, int] = {}
+
+
+def lock_metastore(cfg: Config) -> None:
+    """Hold the embedded metastore for this process, or fail at once with the fix.
+
+    Derby admits one process; a second job would otherwise fail deep in Hive with thousands of
+    lines of ``XSDB6``. The lock is an OS file lock, so a killed job never leaves it behind.
+    """
+    if cfg.spark.metastore_uri:
+        return
+    lock = cfg.paths.metastore / "reviewlake.lock"
+    if lock in _HELD:
+        return
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise MetastoreBusyError(
+            f"the embedded metastore {cfg.paths.metastore} is in use by another reviewlake job (pid {holder}): "
+            "run one job at a time, or set spark.metastore_uri to a Hive metastore service"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    _HELD[lock] = fd
 
 
 def spark_conf(cfg: Config) -> dict[str, str]:
@@ -87,6 +123,8 @@ def get_spark(cfg: Config, app_name: str | None = None) -> SparkSession:
         Shown in the Spark UI; ``spark.app_name`` from config by default.
     """
     cfg.paths.metastore.mkdir(parents=True, exist_ok=True)
+    cfg.paths.logs.mkdir(parents=True, exist_ok=True)
+    lock_metastore(cfg)
     # PySpark picks the workers' Python from the environment, not from spark.pyspark.python.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     if cfg.spark.master.startswith("local"):
@@ -98,6 +136,6 @@ def get_spark(cfg: Config, app_name: str | None = None) -> SparkSession:
     if app_name:
         builder = builder.appName(app_name)
     spark = builder.enableHiveSupport().getOrCreate()
-    spark.sql(f"CREATE DATABASE IF NOT EXISTS {cfg.database}")
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS `{cfg.database}`")
     log.debug("spark %s on %s, database %s", spark.version, cfg.spark.master, cfg.database)
     return spark

@@ -8,10 +8,14 @@ to executors with ``--py-files``.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
+from reviewlake.cli import ERROR_FILE
 from reviewlake.config import PROJECT_ROOT, ConfigError, load_config
 from reviewlake.spark import spark_conf
 
@@ -76,14 +80,27 @@ def main() -> None:
     try:
         cmd = command(sys.argv[1:])
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         sys.exit(2)
     env = dict(os.environ)
     env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     env["PYSPARK_PYTHON"] = env["PYSPARK_DRIVER_PYTHON"] = sys.executable
     env["REVIEWLAKE_ROOT"] = str(PROJECT_ROOT)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    os.execvpe(cmd[0], cmd, env)
+    # spark-submit merges the driver's stderr into its stdout; the job writes its one-line error
+    # to this file instead, and it is printed here on stderr, where scripts look for it.
+    with tempfile.TemporaryDirectory(prefix="reviewlake-") as tmp:
+        errors = Path(tmp) / "error"
+        env[ERROR_FILE] = str(errors)
+        child = subprocess.Popen(cmd, env=env)
+        try:
+            code = child.wait()
+        except KeyboardInterrupt:
+            child.send_signal(signal.SIGINT)
+            code = child.wait()
+        if errors.exists():
+            sys.stderr.write(errors.read_text())
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -91,17 +91,61 @@ PREPROCESS_RUNS_SCHEMA = T.StructType(
 )
 
 
+# The table property naming which of the config's tables (``tables.<role>``) a table is, so that a
+# job never replaces a table another stage owns after a slip in the config.
+ROLE_PROPERTY = "reviewlake.role"
+
+
 def ensure_table(
     spark: SparkSession,
     name: str,
     schema: T.StructType,
     partition_by: list[str] | None = None,
+    role: str | None = None,
 ) -> DeltaTable:
-    """Create the managed Delta table ``name`` with ``schema`` unless it exists, and return it."""
+    """Create the managed Delta table ``name`` with ``schema`` unless it exists, and return it.
+
+    ``role`` (the key in the config's ``tables``) is recorded on a new table as ``reviewlake.role``.
+    """
     builder = DeltaTable.createIfNotExists(spark).tableName(name).addColumns(schema)
     if partition_by:
         builder = builder.partitionedBy(*partition_by)
+    if role:
+        builder = builder.property(ROLE_PROPERTY, role)
     return builder.execute()
+
+
+def table_role(spark: SparkSession, name: str) -> str | None:
+    """The ``reviewlake.role`` of table ``name``; None for a table written before roles were kept."""
+    properties = DeltaTable.forName(spark, name).detail().select("properties").first()
+    return properties[0].get(ROLE_PROPERTY) if properties and properties[0] else None
+
+
+def overwrite(frame: DataFrame, name: str, role: str, partition_by: list[str] | None = None) -> None:
+    """Replace table ``name`` with ``frame`` in one commit, if the table is this ``role``'s or new.
+
+    Raises
+    ------
+    ValueError
+        When ``name`` holds another stage's table: its role differs, or it has no role and other
+        columns (a table written before roles were kept, of another kind).
+    """
+    spark = frame.sparkSession
+    owner = None
+    if spark.catalog.tableExists(name):
+        owner = table_role(spark, name)
+        legacy_same = owner is None and set(spark.table(name).columns) == set(frame.columns)
+        if owner != role and not legacy_same:
+            raise ValueError(
+                f"table {name} is the {owner or 'table of another stage'}, not {role}: a job never replaces "
+                f"a table it does not own; give tables.{role} a name of its own in the config"
+            )
+    writer = frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+    if partition_by:
+        writer = writer.partitionBy(*partition_by)
+    writer.saveAsTable(name)
+    if owner != role:
+        spark.sql(f"ALTER TABLE {name} SET TBLPROPERTIES ('{ROLE_PROPERTY}' = '{role}')")
 
 
 def table_version(table: DeltaTable) -> int:

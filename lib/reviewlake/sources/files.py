@@ -122,10 +122,11 @@ def list_input(spark: SparkSession, path: str, staging: Path) -> InputFiles:
     conf = spark.sparkContext._jsc.hadoopConfiguration()
     try:
         hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
-    except Exception as exc:  # py4j wraps Hadoop's IllegalArgumentException
-        raise InputError(f"{path}: not a valid Hadoop path ({str(exc).splitlines()[0]})") from exc
-    fs = hadoop_path.getFileSystem(conf)
-    matched = fs.globStatus(hadoop_path)
+        fs = hadoop_path.getFileSystem(conf)
+        matched = fs.globStatus(hadoop_path)
+    except Exception as exc:  # py4j wraps Hadoop's IllegalArgumentException (URISyntaxException)
+        _check_name(path)
+        raise InputError(f"{path}: not a path Hadoop can read ({str(exc).splitlines()[0]})") from exc
     if matched is None or len(matched) == 0:
         raise InputError(f"input path {path} does not exist")
     local = fs.getUri().getScheme() == "file"
