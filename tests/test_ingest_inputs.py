@@ -280,3 +280,17 @@ def test_csv_multiline_records_and_paths_as_given(spark: SparkSession, cfg: Conf
         (5, "Ok", "Plain text", str(path)),
         (6, "Two\nlines", "Text", str(path)),
     ])
+
+
+def test_rebuild_a_source_as_the_readme_says(spark: SparkSession, cfg: Config, tmp_path: Path) -> None:
+    from reviewlake.sql import run_statements, split_statements
+
+    path = str(write(tmp_path / "r.ft.txt", [*FT_2020, "junk"]))
+    ingest(spark, cfg, "fasttext", path)
+    spark.catalog.setCurrentDatabase(cfg.database)
+    run_statements(spark, split_statements("DELETE FROM reviews_bronze WHERE source = 'fasttext'; "
+                                           "DELETE FROM reviews_quarantine WHERE source = 'fasttext'"), 10)
+    assert (bronze_count(spark, cfg), len(quarantine_reasons(spark, cfg))) == (0, 0)
+    report = ingest(spark, cfg, "fasttext", path)
+    assert (report.bronze_rows_inserted, report.quarantine_rows_inserted) == (3, 1)
+    spark.catalog.setCurrentDatabase("default")

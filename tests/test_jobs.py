@@ -43,8 +43,8 @@ def test_bad_input_gives_one_line_errors(home: Path, tmp_path: Path) -> None:
     missing = tmp_path / "missing.ft.txt"
     done = submit(home, "ingest", "--format", "fasttext", "--input", str(missing))
     assert done.returncode == 2
-    # spark-submit merges the Python driver's stderr into its stdout.
-    assert f"error: input path {missing} does not exist" in (done.stdout + done.stderr).splitlines()
+    assert f"error: input path {missing} does not exist" in done.stderr.splitlines()
+    assert "error:" not in done.stdout
     bad_key = submit(home, "--set", "spark.shuffle_partitons=3", "ingest", "--format", "fasttext",
                      "--input", str(missing))
     assert bad_key.returncode == 2 and "spark.shuffle_partitons: Extra inputs are not permitted" in bad_key.stderr
@@ -58,3 +58,48 @@ def test_bad_input_gives_one_line_errors(home: Path, tmp_path: Path) -> None:
 def test_every_job_answers_help(home: Path, stage: str) -> None:
     done = submit(home, stage, "--help")
     assert done.returncode == 0 and "--profile" in done.stdout and "usage:" in done.stdout
+
+
+def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
+    """The job failed with exit 2 and exactly one ``error:`` line on stderr, and no Java trace."""
+    assert done.returncode == 2, (done.stdout[-2000:], done.stderr[-2000:])
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, done.stderr[-3000:]
+    assert "\tat " not in done.stdout + done.stderr and "Traceback" not in done.stdout + done.stderr
+    return errors[0]
+
+
+def test_corrupt_bz2_is_one_line(home: Path, tmp_path: Path) -> None:
+    import bz2
+
+    whole = bz2.compress(b"__label__2 Good: fine\n" * 20000)
+    cut = tmp_path / "train.ft.txt.bz2"
+    cut.write_bytes(whole[: len(whole) // 2])
+    line = one_error_line(submit(home, "ingest", "--format", "fasttext", "--input", str(cut)))
+    assert line.startswith(f"error: {cut}: corrupt or truncated compressed data")
+
+
+def test_config_errors_are_one_line(home: Path) -> None:
+    line = one_error_line(submit(home, "--set", "spark.conf={a: [1,", "sql", "SELECT 1"))
+    assert "the value is not valid YAML" in line
+    line = one_error_line(submit(home, "--set", "tables.silver=reviews_bronze", "preprocess"))
+    assert "tables.bronze and tables.silver are both 'reviews_bronze'" in line
+    line = one_error_line(submit(home, "--set", "database=no-dash", "sql", "SELECT 1"))
+    assert "database: String should match pattern" in line
+
+
+def test_a_second_job_on_the_embedded_metastore_is_one_line(tmp_path: Path) -> None:
+    holder = subprocess.Popen(
+        [str(REPO / ".venv" / "bin" / "python"), "-c",
+         "import sys, time; sys.path.insert(0, 'lib'); from reviewlake.config import load_config; "
+         "from reviewlake.spark import lock_metastore; cfg = load_config(); cfg.paths.metastore.mkdir(parents=True); "
+         "lock_metastore(cfg); print('locked', flush=True); time.sleep(120)"],
+        cwd=REPO, env={**os.environ, "REVIEWLAKE_HOME": str(tmp_path)}, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        line = one_error_line(submit(tmp_path, "sql", "SELECT 1"))
+        assert f"(pid {holder.pid})" in line and "run one job at a time, or set spark.metastore_uri" in line
+    finally:
+        holder.kill()
+        holder.wait()
+    assert submit(tmp_path, "sql", "SELECT 1").returncode == 0  # the lock went with its process
