@@ -1,0 +1,142 @@
+"""Predictions from a trained multi-task model: windows for long texts, the seed's JSON shape, MLflow pyfunc.
+
+A saved model is a folder: ``model.pt`` (the whole module's state), ``encoder/`` (the encoder's
+config and tokenizer, so it loads offline without the package it was fine-tuned from) and
+``meta.json`` (classes, aspects, pooling, lengths). :class:`MultitaskPredictor` scores texts;
+:class:`MultitaskPyfunc` is the same behind ``mlflow.pyfunc`` so every later job loads
+``models:/NAME@ALIAS`` and never a path by hand.
+
+Texts are expected cleaned as silver's ``text_clean`` is (the predict job and batch scoring apply the
+same Spark cleaning rules first). A text longer than the encoder's maximum is split into windows of
+``max_length`` tokens, ``window_stride`` apart (at most ``max_windows``), and the logits averaged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from mlflow.pyfunc import PythonModel
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+SENTIMENT_NAMES = {2: ["negative", "positive"], 3: ["negative", "neutral", "positive"]}
+
+
+def save_model_dir(model: Any, tokenizer: Any, meta: dict[str, Any], out: Path) -> Path:
+    """Write a trained :class:`~reviewlake.models.multitask.MultiTaskModel` as a model folder."""
+    import torch
+
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), out / "model.pt")
+    model.encoder.config.save_pretrained(out / "encoder")
+    tokenizer.save_pretrained(out / "encoder")
+    (out / "meta.json").write_text(json.dumps(meta, indent=2))
+    return out
+
+
+class MultitaskPredictor:
+    """Scores texts with a saved multi-task model, on the CPU unless ``device`` says otherwise."""
+
+    def __init__(self, model_dir: Path, device: str = "cpu", threads: int | None = None) -> None:
+        import torch
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        from reviewlake.models.multitask import MultiTaskModel
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.meta = json.loads((model_dir / "meta.json").read_text())
+        config = AutoConfig.from_pretrained(model_dir / "encoder", local_files_only=True)
+        self.model = MultiTaskModel(AutoModel.from_config(config), self.meta["num_classes"],
+                                    len(self.meta["aspects"]), self.meta["pooling"])
+        self.model.load_state_dict(torch.load(model_dir / "model.pt", map_location="cpu"))
+        self.device = torch.device(device)
+        self.model.to(self.device).eval()
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir / "encoder", local_files_only=True)
+
+    def scores(self, texts: list[str], batch_size: int = 64) -> dict[str, np.ndarray]:
+        """Class probabilities, rating and aspect probabilities per text (windows averaged)."""
+        import torch
+
+        from reviewlake.models.multitask import windows
+        from reviewlake.training.loop import collate
+
+        m = self.meta
+        ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        pieces, owner = [], []
+        for i, x in enumerate(ids):
+            for w in windows(x or [self.tokenizer.unk_token_id], m["max_length"] - 2, m["window_stride"],
+                             m["max_windows"]):
+                pieces.append(np.asarray(w))
+                owner.append(i)
+        order = np.argsort([len(p) for p in pieces])  # similar lengths per batch: less padding
+        logits = np.zeros((len(pieces), m["num_classes"]), np.float32)
+        rating = np.zeros(len(pieces), np.float32)
+        aspects = np.zeros((len(pieces), len(m["aspects"])), np.float32)
+        tok = self.tokenizer
+        with torch.no_grad():
+            for b in range(0, len(pieces), batch_size):
+                rows = order[b:b + batch_size]
+                batch = collate([pieces[r] for r in rows], tok.cls_token_id, tok.sep_token_id, tok.pad_token_id)
+                out = self.model(batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device))
+                logits[rows], rating[rows], aspects[rows] = (t.float().cpu().numpy() for t in out)
+        owner_arr = np.asarray(owner)
+        counts = np.bincount(owner_arr, minlength=len(texts)).astype(np.float32)[:, None]
+
+        def mean(values: np.ndarray) -> np.ndarray:
+            total = np.zeros((len(texts),) + values.shape[1:], np.float32)
+            np.add.at(total, owner_arr, values)
+            return total / (counts if values.ndim == 2 else counts[:, 0])
+
+        avg = mean(logits)
+        proba = np.exp(avg - avg.max(1, keepdims=True))
+        proba /= proba.sum(1, keepdims=True)
+        return {"proba": proba, "rating": mean(rating), "aspects": 1 / (1 + np.exp(-mean(aspects))),
+                "windows": counts[:, 0]}
+
+    def predict_frame(self, texts: pd.Series) -> pd.DataFrame:
+        """The columns ``predict`` adds to a table of texts; an empty text gets a status, not a score."""
+        names = SENTIMENT_NAMES[self.meta["num_classes"]]
+        ok = texts.fillna("").str.strip() != ""
+        out = pd.DataFrame({"status": np.where(ok, "ok", "empty_text"), "sentiment": None, "sentiment_prob": np.nan,
+                            "rating_pred": np.nan, "aspects": ""}, index=texts.index)
+        if ok.any():
+            s = self.scores(texts[ok].tolist())
+            best = s["proba"].argmax(1)
+            out.loc[ok, "sentiment"] = [names[i] for i in best]
+            out.loc[ok, "sentiment_prob"] = s["proba"][np.arange(len(best)), best]
+            out.loc[ok, "rating_pred"] = s["rating"]
+            out.loc[ok, "aspects"] = [
+                ";".join(a for a, p in zip(self.meta["aspects"], row) if p >= 0.5) for row in s["aspects"]]
+        return out
+
+    def explain(self, text: str) -> dict[str, Any]:
+        """The multi-task seed's JSON for one text: sentiment, confidence, rating, aspects with probabilities."""
+        s = self.scores([text])
+        names = SENTIMENT_NAMES[self.meta["num_classes"]]
+        best = int(s["proba"][0].argmax())
+        return {
+            "sentiment": names[best], "confidence": round(float(s["proba"][0][best]), 4),
+            "probabilities": {n: round(float(p), 4) for n, p in zip(names, s["proba"][0])},
+            "rating": round(float(s["rating"][0]), 2),
+            "aspects": {a: round(float(p), 4) for a, p in zip(self.meta["aspects"], s["aspects"][0]) if p >= 0.5},
+            "aspect_probabilities": {a: round(float(p), 4) for a, p in zip(self.meta["aspects"], s["aspects"][0])},
+            "windows": int(s["windows"][0]),
+        }
+
+
+class MultitaskPyfunc(PythonModel):
+    """``mlflow.pyfunc`` face of a model folder: a frame with a ``text`` column in, predictions out."""
+
+    def load_context(self, context: Any) -> None:
+        self.predictor = MultitaskPredictor(Path(context.artifacts["model"]))
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        if "text" not in model_input.columns:
+            raise ValueError("the input needs a 'text' column")
+        return self.predictor.predict_frame(model_input["text"])

@@ -1,0 +1,130 @@
+"""MLflow: tracking runs, registering model versions, the champion alias, loading by ``NAME@ALIAS``.
+
+The backend is a sqlite database under ``paths.mlflow`` (MLflow's file store is deprecated since
+3.7) with artifacts beside it, unless ``registry.tracking_uri`` points at a shared server. Registered
+names are the model types with a configurable prefix, so the demo (prefix ``demo-``) never moves a
+real champion. The alias moves to a new version only when its validation macro-F1 beats the
+current champion's on the same validation rows (``--promote`` forces it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from reviewlake.config import PROJECT_ROOT, Config
+
+log = logging.getLogger(__name__)
+
+VAL_F1_TAG = "val_macro_f1"
+VAL_HASH_TAG = "validation_hash"
+
+
+def tracking_uri(cfg: Config) -> str:
+    return cfg.registry.tracking_uri or f"sqlite:///{cfg.paths.mlflow / 'mlflow.db'}"
+
+
+def configure(cfg: Config) -> MlflowClient:
+    """Point MLflow at the configured tracking server / registry and make sure the experiment exists."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if not cfg.registry.tracking_uri:
+        cfg.paths.mlflow.mkdir(parents=True, exist_ok=True)
+    uri = tracking_uri(cfg)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    client = MlflowClient(uri, uri)
+    if client.get_experiment_by_name(cfg.registry.experiment) is None:
+        location = None if cfg.registry.tracking_uri else (cfg.paths.mlflow / "artifacts").as_uri()
+        client.create_experiment(cfg.registry.experiment, artifact_location=location)
+    mlflow.set_experiment(cfg.registry.experiment)
+    return client
+
+
+def model_name(cfg: Config, model_type: str, name: str | None = None) -> str:
+    """The registered name: ``--name`` if given, else the configured prefix + the model type."""
+    return name or f"{cfg.registry.prefix}{model_type}"
+
+
+@dataclass(frozen=True)
+class Registered:
+    name: str
+    version: str
+    run_id: str
+    promoted: bool
+    why: str
+
+
+def champion(client: MlflowClient, name: str, alias: str) -> Any | None:
+    """The version holding ``alias``, or None."""
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def register(
+    cfg: Config,
+    client: MlflowClient,
+    name: str,
+    run_id: str,
+    artifact_path: str,
+    val_f1: float,
+    val_hash: str,
+    tags: dict[str, str],
+    promote: bool,
+    champion_f1_on: Callable[[str], float] | None = None,
+) -> Registered:
+    """Register the run's logged model as a new version of ``name`` and decide the alias.
+
+    ``champion_f1_on(version)`` re-scores the current champion on this run's validation rows when it
+    was chosen on other rows; without it such a champion is kept unless ``promote``.
+    """
+    alias = cfg.registry.alias
+    version = mlflow.register_model(f"runs:/{run_id}/{artifact_path}", name, tags=tags).version
+    client.set_model_version_tag(name, version, VAL_F1_TAG, f"{val_f1:.6f}")
+    client.set_model_version_tag(name, version, VAL_HASH_TAG, val_hash)
+    current = champion(client, name, alias)
+    if promote:
+        promoted, why = True, "--promote"
+    elif current is None:
+        promoted, why = True, "no champion yet"
+    else:
+        same_rows = current.tags.get(VAL_HASH_TAG) == val_hash
+        if same_rows:
+            theirs = float(current.tags.get(VAL_F1_TAG, "-1"))
+        elif champion_f1_on is not None:
+            theirs = champion_f1_on(current.version)
+        else:
+            theirs = float("inf")
+        promoted = val_f1 > theirs
+        why = (f"validation macro-F1 {val_f1:.4f} vs champion v{current.version} {theirs:.4f}"
+               f"{'' if same_rows else ' (champion re-scored on these rows)'}")
+    if promoted:
+        client.set_registered_model_alias(name, alias, version)
+    log.info("%s v%s registered; %s %s (%s)", name, version, alias, "moved to it" if promoted else "kept", why)
+    return Registered(name, str(version), run_id, promoted, why)
+
+
+def load(cfg: Config, reference: str) -> Any:
+    """``mlflow.pyfunc`` model for ``NAME@ALIAS`` or ``NAME/VERSION``, with a one-line error if unknown."""
+    configure(cfg)
+    uri = f"models:/{reference}"
+    try:
+        return mlflow.pyfunc.load_model(uri)
+    except MlflowException as exc:
+        known = ", ".join(sorted(m.name for m in MlflowClient().search_registered_models())) or "none"
+        raise ValueError(f"model {reference} not found in the registry at {tracking_uri(cfg)} "
+                         f"(registered: {known}); train it first: ./spark-submit.sh train --model ...") from exc
+
+
+def code_paths() -> list[str]:
+    """The library, shipped inside each model so it loads in any process."""
+    return [str(PROJECT_ROOT / "lib" / "reviewlake") if (PROJECT_ROOT / "lib" / "reviewlake").is_dir()
+            else str(Path(__file__).parent)]

@@ -1,0 +1,1 @@
+"""Training on Spark executors: the data snapshot, the one train loop, its launchers, and the train stage."""

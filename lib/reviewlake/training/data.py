@@ -1,0 +1,127 @@
+"""Training data: silver at one Delta version, tokenized in Spark, written as the run's Parquet snapshot.
+
+Data crosses the Spark/torch boundary once. Spark reads ``reviews_silver`` at a pinned Delta version
+(recorded in the model version), tokenizes ``text_clean`` with the encoder's tokenizer in an
+iterator pandas UDF, and writes token ids and targets per split under
+``<paths.checkpoints>/<run_id>/data/<split>/``. A reader outside Spark (pyarrow, Petastorm) reads
+exactly the files of that snapshot, never the table's folder, which also holds files Delta removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pandas as pd
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from reviewlake import tables
+from reviewlake.config import Config
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a training run reads, and where it came from."""
+
+    root: Path
+    files: dict[str, list[str]]
+    rows: dict[str, int]
+    rows_by_source: dict[str, dict[str, int]]
+    silver_version: int
+    validation_hash: str
+    class_weights: list[float]
+    num_classes: int
+
+
+def silver_at_version(spark: SparkSession, cfg: Config) -> tuple[DataFrame, int]:
+    """The silver table at its latest Delta version, and that version."""
+    name = cfg.table("silver")
+    if not spark.catalog.tableExists(name):
+        raise ValueError(f"table {name} does not exist: run ingest and preprocess first")
+    version = tables.table_version(DeltaTable.forName(spark, name))
+    return spark.read.format("delta").option("versionAsOf", version).table(name), version
+
+
+def select_rows(silver: DataFrame, cfg: Config, max_rows: int | None, sources: list[str]) -> DataFrame:
+    """Rows of the configured sources; at most ``max_rows`` train rows, the same ones every run."""
+    if sources:
+        known = {r[0] for r in silver.select("source").distinct().collect()}
+        missing = sorted(set(sources) - known)
+        if missing:
+            raise ValueError(f"source(s) {missing} are not in silver (it has {sorted(known)})")
+        silver = silver.where(F.col("source").isin(sources))
+    if max_rows is not None:
+        train = silver.where("split = 'train'").orderBy(F.xxhash64("review_id", F.lit(cfg.train.seed)))
+        silver = train.limit(max_rows).unionByName(silver.where("split != 'train'"))
+    return silver
+
+
+def tokenize(df: DataFrame, encoder: str, max_tokens: int) -> DataFrame:
+    """Add ``input_ids`` (without special tokens, at most ``max_tokens``) with an iterator pandas UDF."""
+
+    def ids(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
+        from reviewlake.models.multitask import load_tokenizer
+
+        tokenizer = load_tokenizer(encoder)  # once per task, not per batch
+        for texts in batches:
+            encoded = tokenizer(texts.fillna("").tolist(), add_special_tokens=False, truncation=True,
+                                max_length=max_tokens)["input_ids"]
+            yield pd.Series(encoded)
+
+    return df.withColumn("input_ids", F.pandas_udf(ids, "array<int>")(F.col("text_clean")))  # type: ignore[call-overload]
+
+
+def write_snapshot(spark: SparkSession, cfg: Config, root: Path, encoder: str, max_tokens: int,
+                   max_rows: int | None, sources: list[str], parts: int) -> Snapshot:
+    """Tokenize silver and write the run's snapshot; return what it holds.
+
+    ``parts`` files per split, so Petastorm can give each of that many readers its own row groups.
+    """
+    label = cfg.train.label
+    silver, version = silver_at_version(spark, cfg)
+    rows = select_rows(silver, cfg, max_rows, sources)
+    num_classes = 2 if label == "sentiment_binary" else 3
+    frame = tokenize(rows, encoder, max_tokens).select(
+        "review_id", "source", "split", "text_clean", "input_ids",
+        F.coalesce(F.col(label), F.lit(-1)).cast("int").alias("sentiment"),
+        F.col("rating").cast("float").alias("rating"),
+        F.transform("aspects", lambda a: a.cast("float")).alias("aspects"),
+    )
+    spark.sparkContext.setJobDescription(f"train: tokenize silver v{version} into {root}")
+    try:
+        for split in SPLITS:
+            frame.where(F.col("split") == split).drop("split").repartition(parts).write.mode(
+                "overwrite").parquet(str(root / split))
+    finally:
+        spark.sparkContext.setJobDescription(None)  # type: ignore[arg-type]
+    files = {s: sorted(str(p) for p in (root / s).glob("*.parquet")) for s in SPLITS}
+    counts = spark.read.parquet(*[str(root / s) for s in SPLITS]).select(
+        F.input_file_name().alias("f"), "source", "sentiment", "review_id")
+    by_split: dict[str, dict[str, int]] = {s: {} for s in SPLITS}
+    for r in counts.withColumn("split", F.regexp_extract("f", r"/(train|validation|test)/", 1)).groupBy(
+            "split", "source").count().collect():
+        by_split[r["split"]][r["source"]] = r["count"]
+    validation_ids = sorted(r[0] for r in spark.read.parquet(str(root / "validation")).select("review_id").collect())
+    train_classes = {r["sentiment"]: r["count"] for r in spark.read.parquet(str(root / "train"))
+                     .where("sentiment >= 0").groupBy("sentiment").count().collect()}
+    total = sum(train_classes.values())
+    weights = [total / (num_classes * train_classes[c]) if train_classes.get(c) else 1.0 for c in range(num_classes)]
+    snapshot = Snapshot(
+        root=root, files=files, rows={s: sum(v.values()) for s, v in by_split.items()},
+        rows_by_source=by_split, silver_version=version,
+        validation_hash=hashlib.sha256("\n".join(validation_ids).encode()).hexdigest()[:16],
+        class_weights=weights, num_classes=num_classes,
+    )
+    if snapshot.rows["train"] == 0:
+        raise ValueError(f"no training rows in {cfg.table('silver')} v{version} for sources {sources or 'all'}")
+    log.info("snapshot of silver v%d: %s rows per split in %s", version, snapshot.rows, root)
+    return snapshot

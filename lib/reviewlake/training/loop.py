@@ -1,0 +1,359 @@
+"""The one training loop of the multi-task transformer, run unchanged by every backend.
+
+:func:`train_multitask` is a plain function of a pickleable spec: ``TorchDistributor.run`` starts it
+under torchrun (DDP over gloo, or nccl on a GPU), ``horovod.spark.run`` under Horovod, and a test
+calls it directly (one process). Each rank reads its own shard of the run's Parquet snapshot (pyarrow,
+or Petastorm under Horovod), trains in two phases (heads only with the encoder frozen, then the top
+layers too), evaluates on validation after every epoch, stops early, and on rank 0 writes
+checkpoints (model, optimizer, scheduler, step, epoch, position in the epoch) every N steps and at
+each epoch's end. Every rank returns the same result, so the launcher may take any rank's.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from reviewlake.models.multitask import MultiTaskModel, load_encoder, multitask_loss
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Shard:
+    """One rank's rows, as numpy arrays / lists; ``ids`` are token ids without special tokens."""
+
+    ids: list[np.ndarray]
+    sentiment: np.ndarray
+    rating: np.ndarray
+    aspects: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _to_shard(columns: dict[str, list[Any]]) -> Shard:
+    return Shard(
+        ids=[np.asarray(x, dtype=np.int64) for x in columns["input_ids"]],
+        sentiment=np.asarray(columns["sentiment"], dtype=np.int64),
+        rating=np.asarray([np.nan if r is None else r for r in columns["rating"]], dtype=np.float32),
+        aspects=np.asarray([list(a) for a in columns["aspects"]], dtype=np.float32),
+    )
+
+
+def read_shard(files: list[str], rank: int, world: int, reader: str) -> Shard:
+    """Rank ``rank`` of ``world``'s rows of the snapshot files.
+
+    ``pyarrow`` reads every file and keeps rows ``rank::world``; ``petastorm`` gives each rank its
+    own row groups (``cur_shard``/``shard_count``) and reads token ids, never strings.
+    """
+    names = ["input_ids", "sentiment", "rating", "aspects"]
+    if reader == "pyarrow":
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(files, columns=names) if files else None
+        columns = table.to_pydict() if table is not None else {n: [] for n in names}
+        return _to_shard({n: v[rank::world] for n, v in columns.items()})
+    import warnings
+
+    warnings.filterwarnings("ignore")  # petastorm on pyarrow 14 warns on every import and read
+    from petastorm import make_batch_reader
+
+    out: dict[str, list[Any]] = {n: [] for n in names}
+    with make_batch_reader([f"file://{f}" for f in files], schema_fields=names, cur_shard=rank, shard_count=world,
+                           num_epochs=1, shuffle_row_groups=False, workers_count=1) as batches:
+        for batch in batches:
+            for n in names:
+                out[n].extend(list(getattr(batch, n)))
+    return _to_shard(out)
+
+
+def batches(shard: Shard, batch_size: int, steps: int, seed: int, max_len: int, cls: int, sep: int, pad: int,
+            start: int = 0) -> Iterator[dict[str, torch.Tensor]]:
+    """``steps`` shuffled batches (the order fixed by ``seed``), from batch ``start`` on, padded per batch."""
+    order = np.random.default_rng(seed).permutation(len(shard))
+    for b in range(start, steps):
+        rows = order[b * batch_size:(b + 1) * batch_size]
+        yield collate([shard.ids[i][:max_len - 2] for i in rows], cls, sep, pad) | {
+            "sentiment": torch.from_numpy(shard.sentiment[rows]),
+            "rating": torch.from_numpy(shard.rating[rows]),
+            "aspects": torch.from_numpy(shard.aspects[rows]),
+        }
+
+
+def collate(ids: list[np.ndarray], cls: int, sep: int, pad: int) -> dict[str, torch.Tensor]:
+    """[CLS] ids [SEP], padded to the longest in the batch, and the attention mask."""
+    width = max(len(x) for x in ids) + 2
+    input_ids = torch.full((len(ids), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for i, x in enumerate(ids):
+        row = torch.cat([torch.tensor([cls]), torch.from_numpy(np.asarray(x, dtype=np.int64)), torch.tensor([sep])])
+        input_ids[i, :len(row)] = row
+        mask[i, :len(row)] = 1
+    return {"input_ids": input_ids, "attention_mask": mask}
+
+
+class Comm:
+    """What the loop needs of the process group: rank, world, sums, and wrapping for training."""
+
+    def __init__(self, kind: str, use_gpu: bool) -> None:
+        self.kind = kind
+        self.device = torch.device("cpu")
+        if kind == "ddp":
+            import torch.distributed as dist
+
+            if use_gpu:
+                self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+                torch.cuda.set_device(self.device)
+            dist.init_process_group("nccl" if use_gpu else "gloo")
+            self.rank, self.world = dist.get_rank(), dist.get_world_size()
+        elif kind == "horovod":
+            import horovod.torch as hvd
+
+            hvd.init()
+            if use_gpu:
+                self.device = torch.device("cuda", hvd.local_rank())
+                torch.cuda.set_device(self.device)
+            self.rank, self.world = hvd.rank(), hvd.size()
+        else:
+            self.rank, self.world = 0, 1
+            if use_gpu and torch.cuda.is_available():
+                self.device = torch.device("cuda")
+
+    def sum(self, values: torch.Tensor) -> torch.Tensor:
+        if self.kind == "ddp":
+            import torch.distributed as dist
+
+            values = values.to(self.device)
+            dist.all_reduce(values)
+            return values.cpu()
+        if self.kind == "horovod":
+            import horovod.torch as hvd
+
+            return hvd.allreduce(values, op=hvd.Sum)
+        return values
+
+    def min(self, value: int) -> int:
+        if self.kind == "ddp":
+            import torch.distributed as dist
+
+            t = torch.tensor([value], device=self.device)
+            dist.all_reduce(t, op=dist.ReduceOp.MIN)
+            return int(t.item())
+        if self.kind == "horovod":
+            import horovod.torch as hvd
+
+            return int(hvd.allreduce(torch.tensor([value]), op=hvd.Min).item())
+        return value
+
+    def trainer(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[nn.Module, torch.optim.Optimizer]:
+        """The module to call forward on and the optimizer to step, for the current trainable set.
+
+        Called again when the trainable set changes: DDP and Horovod hook only the parameters that
+        require gradients when they wrap.
+        """
+        if self.kind == "ddp":
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            return DistributedDataParallel(model, device_ids=ids), optimizer
+        if self.kind == "horovod":
+            import horovod.torch as hvd
+
+            state = optimizer.state_dict()
+            base = torch.optim.AdamW(optimizer.param_groups)
+            wrapped = hvd.DistributedOptimizer(base, named_parameters=list(model.named_parameters()))
+            wrapped.load_state_dict(state)
+            return model, wrapped
+        return model, optimizer
+
+    def broadcast(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        """Start every rank from rank 0's parameters and optimizer state (DDP does it when wrapping)."""
+        if self.kind == "horovod":
+            import horovod.torch as hvd
+
+            hvd.broadcast_parameters(model.state_dict(), root_rank=0)
+            hvd.broadcast_optimizer_state(optimizer, root_rank=0)
+
+    def close(self) -> None:
+        if self.kind == "ddp":
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def macro_f1(confusion: np.ndarray) -> float:
+    """Macro-averaged F1 from a confusion matrix (rows true, columns predicted)."""
+    tp = np.diag(confusion).astype(float)
+    precision = np.divide(tp, confusion.sum(0), out=np.zeros_like(tp), where=confusion.sum(0) > 0)
+    recall = np.divide(tp, confusion.sum(1), out=np.zeros_like(tp), where=confusion.sum(1) > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(tp), where=precision + recall > 0)
+    return float(f1.mean())
+
+
+def _save(obj: dict[str, Any], path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)  # a kill mid-write never leaves a torn checkpoint
+
+
+def build_model(spec: dict[str, Any]) -> MultiTaskModel:
+    m = spec["model"]
+    return MultiTaskModel(load_encoder(m["encoder"]), spec["num_classes"], spec["num_aspects"], m["pooling"],
+                          m["dropout"])
+
+
+def train_multitask(spec: dict[str, Any]) -> dict[str, Any]:
+    """Train the multi-task model as one rank of ``spec['comm']`` ("single", "ddp" or "horovod").
+
+    Returns the same dict on every rank: the best validation macro-F1, the path of its model state
+    (written by rank 0), steps taken and planned, the step resumed from, and the per-epoch history.
+    """
+    torch.set_num_threads(spec["torch_threads"])
+    comm = Comm(spec["comm"], spec["use_gpu"])
+    m = spec["model"]
+    random.seed(spec["seed"])
+    np.random.seed(spec["seed"])
+    torch.manual_seed(spec["seed"])
+    ckpt_dir = Path(spec["checkpoint_dir"])
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    latest, best_path = ckpt_dir / "latest.pt", ckpt_dir / "best.pt"
+
+    train = read_shard(spec["files"]["train"], comm.rank, comm.world, spec["reader"])
+    validation = read_shard(spec["files"]["validation"], comm.rank, comm.world, spec["reader"])
+    steps_per_epoch = comm.min(len(train) // m["batch_size"])  # equal steps on every rank
+    if steps_per_epoch == 0:
+        raise ValueError(f"{len(train)} training rows per process is less than one batch of {m['batch_size']}")
+    epochs = m["head_epochs"] + m["epochs"]
+    planned = steps_per_epoch * epochs
+    if spec.get("max_steps"):
+        planned = min(planned, spec["max_steps"])
+
+    model = build_model(spec)
+    model.to(comm.device)
+    tokens = spec["tokens"]
+    head_names = {n for n, _ in model.named_parameters() if not n.startswith("encoder.")}
+    no_decay = ("bias", "LayerNorm.weight", "norm.weight")
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    for n, p in model.named_parameters():
+        groups.setdefault((n in head_names, not n.endswith(no_decay)), []).append(p)
+    optimizer: torch.optim.Optimizer = torch.optim.AdamW([
+        {"params": ps, "lr": m["head_lr"] if head else m["lr"], "weight_decay": m["weight_decay"] if decay else 0.0}
+        for (head, decay), ps in sorted(groups.items())])
+    warmup = max(1, int(m["warmup_share"] * planned))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (planned - s) / max(1, planned - warmup))))
+    class_weights = torch.tensor(spec["class_weights"], dtype=torch.float32, device=comm.device)
+    weights = (m["loss_weights"]["sentiment"], m["loss_weights"]["rating"], m["loss_weights"]["aspects"])
+
+    state: dict[str, Any] = {"step": 0, "epoch": 0, "batch": 0, "best": -1.0, "bad_epochs": 0, "history": []}
+    resumed_from = 0
+    if spec.get("resume") and latest.exists():
+        saved = torch.load(latest, map_location="cpu", weights_only=False)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        state = saved["state"]
+        resumed_from = state["step"]
+        if comm.rank == 0:
+            log.info("resumed from %s at step %d (epoch %d, batch %d)", latest, state["step"], state["epoch"],
+                     state["batch"])
+
+    def checkpoint() -> None:
+        if comm.rank == 0:
+            _save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                   "scheduler": scheduler.state_dict(), "state": state, "spec_run": spec["run_id"]}, latest)
+
+    def evaluate() -> float:
+        model.eval()
+        k = spec["num_classes"]
+        confusion = torch.zeros((k, k), dtype=torch.long)
+        n = len(validation)
+        with torch.no_grad():
+            for b in range(0, n, m["eval_batch_size"]):
+                rows = range(b, min(n, b + m["eval_batch_size"]))
+                batch = collate([validation.ids[i][:m["max_length"] - 2] for i in rows], *tokens)
+                logits = model(batch["input_ids"].to(comm.device), batch["attention_mask"].to(comm.device))[0]
+                truth = torch.from_numpy(validation.sentiment[list(rows)])
+                pred = logits.argmax(-1).cpu()
+                for t, p in zip(truth[truth >= 0].tolist(), pred[truth >= 0].tolist()):
+                    confusion[t, p] += 1
+        model.train()
+        return macro_f1(comm.sum(confusion).numpy())
+
+    phase = None
+    trainer: nn.Module = model
+    opt = optimizer
+    comm.broadcast(model, optimizer)
+    clock = time.perf_counter()
+    while state["epoch"] < epochs and state["step"] < planned:
+        top = 0 if state["epoch"] < m["head_epochs"] else m["unfreeze_layers"]
+        if top != phase:
+            model.set_trainable(top)
+            trainer, opt = comm.trainer(model, opt)
+            phase = top
+        model.train()
+        seen = 0
+        for batch in batches(train, m["batch_size"], steps_per_epoch, spec["seed"] + state["epoch"], m["max_length"],
+                             tokens[0], tokens[1], tokens[2], start=state["batch"]):
+            batch = {k: v.to(comm.device) for k, v in batch.items()}
+            outputs = trainer(batch["input_ids"], batch["attention_mask"])
+            loss, parts = multitask_loss(outputs, batch["sentiment"], batch["rating"], batch["aspects"], weights,
+                                         class_weights)
+            opt.zero_grad()
+            loss.backward()
+            if spec["comm"] == "horovod":
+                opt.synchronize()  # type: ignore[attr-defined]
+                nn.utils.clip_grad_norm_(model.parameters(), m["clip_norm"])
+                with opt.skip_synchronize():  # type: ignore[attr-defined]
+                    opt.step()
+            else:
+                nn.utils.clip_grad_norm_(model.parameters(), m["clip_norm"])
+                opt.step()
+            scheduler.step()
+            state["step"] += 1
+            state["batch"] += 1
+            seen += len(batch["input_ids"])
+            if comm.rank == 0 and state["step"] % 10 == 0:
+                log.info("step %d/%d epoch %d loss %.4f (%.1f samples/s per process)", state["step"], planned,
+                         state["epoch"], parts["loss"], seen / (time.perf_counter() - clock))
+            if state["step"] % spec["checkpoint_every"] == 0:
+                checkpoint()
+            if state["step"] >= planned:
+                break
+        if state["batch"] < steps_per_epoch and state["step"] >= planned:
+            break  # stopped by max_steps inside the epoch
+        f1 = evaluate()
+        improved = f1 > state["best"]
+        state["history"].append({"epoch": state["epoch"], "step": state["step"], "val_macro_f1": f1,
+                                 "phase": "heads" if top == 0 else f"top{top}"})
+        if comm.rank == 0:
+            log.info("epoch %d: validation macro-F1 %.4f%s", state["epoch"], f1, " (best)" if improved else "")
+        if improved:
+            state["best"], state["bad_epochs"] = f1, 0
+            if comm.rank == 0:
+                _save({"model": model.state_dict()}, best_path)
+        else:
+            state["bad_epochs"] += 1
+        state["epoch"] += 1
+        state["batch"] = 0
+        checkpoint()
+        if state["bad_epochs"] >= m["patience"]:
+            break
+        clock = time.perf_counter()
+    if state["best"] < 0 and comm.rank == 0:  # stopped before any evaluation
+        _save({"model": model.state_dict()}, best_path)
+    comm.close()
+    return {"best_val_macro_f1": state["best"], "best_state": str(best_path), "steps": state["step"],
+            "planned_steps": planned, "resumed_from_step": resumed_from, "history": state["history"],
+            "world_size": comm.world, "steps_per_epoch": steps_per_epoch}

@@ -1,0 +1,100 @@
+"""Training on Spark: the loop, both backends, the registry, metrics, predict, resume after SIGKILL.
+
+A tiny 2-layer encoder built from a config keeps most tests fast; the real MiniLM trains a few steps
+through each backend in one test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from pyspark.sql import SparkSession
+
+from reviewlake import registry
+from reviewlake.config import Config
+from reviewlake.generate import generate
+from reviewlake.ingest import ingest
+from reviewlake.preprocess import preprocess
+from reviewlake.training.data import write_snapshot
+from reviewlake.training.loop import train_multitask
+from reviewlake.training.stage import TrainRequest, train
+from tests.conftest import REPO, make_config
+
+TINY = ["train.multitask.encoder=tiny", "train.multitask.head_lr=0.003", "train.multitask.lr=0.003",
+        "train.multitask.batch_size=16", "train.multitask.max_length=64", "train.multitask.head_epochs=1",
+        "train.multitask.epochs=2", "train.multitask.unfreeze_layers=2", "train.checkpoint_every=10",
+        "preprocess.dedupe.near=false"]
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("train")
+
+
+def config(spark_home: Path, home: Path, *extra: str) -> Config:
+    return make_config(spark_home, "train_test", f"paths.checkpoints={home / 'checkpoints'}",
+                       f"paths.mlflow={home / 'mlflow'}", f"paths.logs={home / 'logs'}", *TINY, *extra)
+
+
+@pytest.fixture(scope="module")
+def silver(spark: SparkSession, spark_home: Path, home: Path) -> Config:
+    """A silver table of 1,200 generated Amazon 2023 reviews (ratings, aspects, sentiment)."""
+    cfg = config(spark_home, home)
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS {cfg.database}")
+    corpus = generate("amazon-2023", home / "corpus", 1200, seed=3, malformed_share=0.0)
+    ingest(spark, cfg, "amazon-2023", corpus.files[0])
+    preprocess(spark, cfg)
+    return cfg
+
+
+def test_loop_trains_in_one_process_and_checkpoints(spark: SparkSession, silver: Config, home: Path) -> None:
+    from reviewlake.models.multitask import load_tokenizer
+
+    cfg = silver
+    snap = write_snapshot(spark, cfg, home / "loop" / "data", "tiny", 64, None, [], parts=2)
+    tok = load_tokenizer("tiny")
+    spec = {"run_id": "loop", "model": cfg.train.multitask.model_dump(), "num_classes": 2, "num_aspects": 10,
+            "class_weights": snap.class_weights, "files": snap.files, "checkpoint_dir": str(home / "loop"),
+            "torch_threads": 2, "checkpoint_every": 10, "seed": 1, "use_gpu": False, "max_steps": None,
+            "resume": False, "comm": "single", "reader": "pyarrow",
+            "tokens": [tok.cls_token_id, tok.sep_token_id, tok.pad_token_id]}
+    result = train_multitask(spec)
+    assert result["world_size"] == 1 and [h["phase"] for h in result["history"]] == ["heads", "top2", "top2"]
+    assert result["steps"] == result["planned_steps"] == 3 * result["steps_per_epoch"]
+    assert result["best_val_macro_f1"] > 0.75, result["history"]
+    assert (home / "loop" / "latest.pt").exists() and (home / "loop" / "best.pt").exists()
+
+
+def test_torch_distributor_registers_evaluates_and_predicts(spark: SparkSession, silver: Config) -> None:
+    cfg = silver
+    first = train(spark, cfg, TrainRequest(model="multitask", backend="torch-distributor", num_proc=2,
+                                           local_mode=False, use_gpu=False, name="t-multitask"))
+    assert (first.version, first.promoted, first.why) == ("1", True, "no champion yet")
+    assert first.rows["train"] > 800 and first.steps > 0
+    metrics = spark.table(cfg.table("model_metrics")).where("model = 't-multitask' AND split = 'test'")
+    found = {r["metric"]: r["value"] for r in metrics.where("source = 'amazon-2023'").collect()}
+    assert {"accuracy", "f1_macro", "rating_mae", "aspects_f1_macro"} <= set(found)
+    assert found["accuracy"] > 0.75
+    model = registry.load(cfg, "t-multitask@champion")
+    out = model.predict(pd.DataFrame({"text": ["great value, works perfectly, love it", ""]}))
+    assert list(out["status"]) == ["ok", "empty_text"]
+    assert out["sentiment"][0] in ("negative", "positive") and 1.0 <= out["rating_pred"][0] <= 5.0
+    # A second version chosen on the same validation rows becomes champion only if it is better.
+    second = train(spark, cfg, TrainRequest(model="multitask", backend="torch-distributor", num_proc=1,
+                                            local_mode=True, use_gpu=False, name="t-multitask", epochs=0))
+    assert second.version == "2"
+    assert second.promoted == (second.val_macro_f1 > first.val_macro_f1)
+    assert "vs champion v1" in second.why
+
+
+def test_too_many_processes_fail_at_once(spark: SparkSession, silver: Config) -> None:
+    with pytest.raises(ValueError, match="--num-proc 5 needs 5 task slots but the cluster has 2"):
+        train(spark, silver, TrainRequest(model="multitask", backend="torch-distributor", num_proc=5,
+                                          local_mode=False, use_gpu=False, name="t-too-many"))
