@@ -13,7 +13,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from reviewlake import preprocess as P
 from reviewlake.config import Balance, Cleaning, Config, Dedupe, Filters, Splits
-from reviewlake.generate import FORMATS, CorpusSpec, generate
+from reviewlake.generate import CorpusSpec, generate
 from reviewlake.generate import reviews as corpus_reviews
 from reviewlake.ingest import ingest
 from reviewlake.quality import write_quality_report
@@ -104,8 +104,7 @@ def test_planted_reposts_of_a_generated_corpus_are_found(spark: SparkSession, cf
     # fastText reviews have no time: of two copies, the first in the file stays.
     corpus = generate("fasttext", tmp_path, 4000, seed=11, malformed_share=0.0, duplicate_share=0.04)
     spec = CorpusSpec(11, 4000 // 25, 0.0, 0.03, 0.04)
-    planted = {kind: {r.index + 1 for r in corpus_reviews(spec, 0, 4000, FORMATS["fasttext"].malformed_kinds)
-                   if r.repost == kind}
+    planted = {kind: {r.index + 1 for r in corpus_reviews(spec, "fasttext", 0, 4000) if r.repost == kind}
                for kind in ("exact", "near")}
     assert corpus.reposts == {k: len(v) for k, v in planted.items()} and min(corpus.reposts.values()) > 50
     ingest(spark, cfg, "fasttext", corpus.files[0])
@@ -135,7 +134,7 @@ def test_label_schemes_and_aspects(spark: SparkSession, cfg: Config) -> None:
         ("r1", 0, 0, ["shipping", "value for money"]),  # config order
         ("r3", None, 1, ["packaging", "functionality"]),
         ("r4", 1, 2, ["customer service", "size/fit"]),
-        ("ft", 0, None, ["price", "durability"]),
+        ("ft", 0, 0, ["price", "durability"]),  # the source label decides sentiment_3 too
     ])
     vector = P.add_labels(df, labels).where("review_id = 'r1'").select("aspects").first()
     assert vector is not None and vector["aspects"] == [0, 0, 1, 0, 1, 0, 0, 0, 0, 0]

@@ -24,7 +24,7 @@ from reviewlake.ingest import ingest
 from reviewlake.preprocess import preprocess
 from reviewlake.training.data import write_snapshot
 from reviewlake.training.loop import train_multitask
-from reviewlake.training.stage import TrainRequest, train
+from reviewlake.training.stage import TrainReport, TrainRequest, train
 from tests.conftest import REPO, make_config
 
 TINY = ["train.multitask.encoder=tiny", "train.multitask.head_lr=0.003", "train.multitask.lr=0.003",
@@ -72,10 +72,16 @@ def test_loop_trains_in_one_process_and_checkpoints(spark: SparkSession, silver:
     assert (home / "loop" / "latest.pt").exists() and (home / "loop" / "best.pt").exists()
 
 
-def test_torch_distributor_registers_evaluates_and_predicts(spark: SparkSession, silver: Config) -> None:
+@pytest.fixture(scope="module")
+def first(spark: SparkSession, silver: Config) -> TrainReport:
+    """Version 1 of t-multitask, trained by 2 barrier tasks through TorchDistributor."""
+    return train(spark, silver, TrainRequest(model="multitask", backend="torch-distributor", num_proc=2,
+                                             local_mode=False, use_gpu=False, name="t-multitask"))
+
+
+def test_torch_distributor_registers_evaluates_and_predicts(spark: SparkSession, silver: Config,
+                                                            first: TrainReport) -> None:
     cfg = silver
-    first = train(spark, cfg, TrainRequest(model="multitask", backend="torch-distributor", num_proc=2,
-                                           local_mode=False, use_gpu=False, name="t-multitask"))
     assert (first.version, first.promoted, first.why) == ("1", True, "no champion yet")
     assert first.rows["train"] > 800 and first.steps > 0
     metrics = spark.table(cfg.table("model_metrics")).where("model = 't-multitask' AND split = 'test'")
@@ -98,3 +104,42 @@ def test_too_many_processes_fail_at_once(spark: SparkSession, silver: Config) ->
     with pytest.raises(ValueError, match="--num-proc 5 needs 5 task slots but the cluster has 2"):
         train(spark, silver, TrainRequest(model="multitask", backend="torch-distributor", num_proc=5,
                                           local_mode=False, use_gpu=False, name="t-too-many"))
+
+
+def test_horovod_backend_trains_the_same_function(spark: SparkSession, silver: Config) -> None:
+    report = train(spark, silver, TrainRequest(model="multitask", backend="horovod", num_proc=2, local_mode=False,
+                                               use_gpu=False, name="t-multitask-hvd", epochs=1))
+    assert report.version == "1" and report.steps > 0
+    accuracy = {s: v for s, m, v in report.test_metrics if m == "accuracy"}
+    assert accuracy["amazon-2023"] > 0.75
+
+
+def test_predict_job_on_text_and_csv(silver: Config, first: TrainReport, home: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "REVIEWLAKE_HOME": str(tmp_path)}
+    base = [str(REPO / "spark-submit.sh"), "--set", f"paths.mlflow={home / 'mlflow'}", "--set",
+            "spark.conf={spark.ui.enabled: 'false'}"]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*base, "predict", *args], env=env, capture_output=True, text=True, timeout=300)
+
+    done = run("--model", "t-multitask@champion", "--text", "Great value, fast shipping")
+    assert done.returncode == 0, done.stderr[-2000:]
+    answer = json.loads(done.stdout[done.stdout.index("{"):])
+    assert answer["sentiment"] in ("negative", "positive") and 0.5 <= answer["confidence"] <= 1.0
+    assert 1.0 <= answer["rating"] <= 5.0 and set(answer["aspect_probabilities"]) == set(
+        silver.preprocess.labels.aspects)
+    reviews = tmp_path / "reviews.csv"
+    pd.DataFrame({"id": [1, 2, 3], "text": ["Terrible, broke after two weeks", "", "Love it, works perfectly"]}
+                 ).to_csv(reviews, index=False)
+    scored = tmp_path / "scored.csv"
+    done = run("--model", "t-multitask@champion", "--input", str(reviews), "--output", str(scored))
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = pd.read_csv(scored, keep_default_na=False)
+    assert list(out.columns) == ["id", "text", "status", "sentiment", "sentiment_prob", "rating_pred", "aspects"]
+    assert list(out["status"]) == ["ok", "empty_text", "ok"] and list(out["id"]) == [1, 2, 3]
+    missing = run("--model", "t-multitask@nope", "--text", "x")
+    assert missing.returncode == 2 and "model t-multitask@nope not found in the registry" in missing.stderr
+    no_text = tmp_path / "no_text.csv"
+    no_text.write_text("id,body\n1,hello\n")
+    done = run("--model", "t-multitask@champion", "--input", str(no_text), "--output", str(scored))
+    assert done.returncode == 2 and "no 'text' column" in done.stderr

@@ -104,7 +104,7 @@ class MultitaskPredictor:
         names = SENTIMENT_NAMES[self.meta["num_classes"]]
         ok = texts.fillna("").str.strip() != ""
         out = pd.DataFrame({"status": np.where(ok, "ok", "empty_text"), "sentiment": None, "sentiment_prob": np.nan,
-                            "rating_pred": np.nan, "aspects": ""}, index=texts.index)
+                            "rating_pred": np.nan, "aspects": "", "aspect_probs": "{}"}, index=texts.index)
         if ok.any():
             s = self.scores(texts[ok].tolist())
             best = s["proba"].argmax(1)
@@ -113,21 +113,21 @@ class MultitaskPredictor:
             out.loc[ok, "rating_pred"] = s["rating"]
             out.loc[ok, "aspects"] = [
                 ";".join(a for a, p in zip(self.meta["aspects"], row) if p >= 0.5) for row in s["aspects"]]
+            out.loc[ok, "aspect_probs"] = [json.dumps({a: round(float(p), 4) for a, p in zip(self.meta["aspects"], row)})
+                                           for row in s["aspects"]]
         return out
 
-    def explain(self, text: str) -> dict[str, Any]:
-        """The multi-task seed's JSON for one text: sentiment, confidence, rating, aspects with probabilities."""
-        s = self.scores([text])
-        names = SENTIMENT_NAMES[self.meta["num_classes"]]
-        best = int(s["proba"][0].argmax())
-        return {
-            "sentiment": names[best], "confidence": round(float(s["proba"][0][best]), 4),
-            "probabilities": {n: round(float(p), 4) for n, p in zip(names, s["proba"][0])},
-            "rating": round(float(s["rating"][0]), 2),
-            "aspects": {a: round(float(p), 4) for a, p in zip(self.meta["aspects"], s["aspects"][0]) if p >= 0.5},
-            "aspect_probabilities": {a: round(float(p), 4) for a, p in zip(self.meta["aspects"], s["aspects"][0])},
-            "windows": int(s["windows"][0]),
-        }
+
+
+def as_json(row: pd.Series) -> dict[str, Any]:
+    """One row of :meth:`MultitaskPredictor.predict_frame` in the multi-task seed's JSON shape:
+    sentiment, confidence, rating, aspects (those at or above 0.5) with their probabilities."""
+    if row["status"] != "ok":
+        return {"status": row["status"]}
+    probs = json.loads(row["aspect_probs"])
+    rating = None if pd.isna(row["rating_pred"]) else round(float(row["rating_pred"]), 2)
+    return {"sentiment": row["sentiment"], "confidence": round(float(row["sentiment_prob"]), 4), "rating": rating,
+            "aspects": {a: p for a, p in probs.items() if p >= 0.5}, "aspect_probabilities": probs}
 
 
 class MultitaskPyfunc(PythonModel):
@@ -140,3 +140,65 @@ class MultitaskPyfunc(PythonModel):
         if "text" not in model_input.columns:
             raise ValueError("the input needs a 'text' column")
         return self.predictor.predict_frame(model_input["text"])
+def clean_texts(spark: Any, cfg: Any, texts: pd.Series) -> pd.Series:
+    """``texts`` cleaned by silver's Spark rules (what the models were trained on), same index."""
+    from reviewlake.preprocess import add_clean_text
+
+    frame = spark.createDataFrame(pd.DataFrame({"_i": range(len(texts)), "text": texts.fillna("").astype(str)
+                                                .tolist()}).assign(title=None), "_i long, text string, title string")
+    rows = add_clean_text(frame, cfg.preprocess.cleaning).select("_i", "text_clean").collect()
+    cleaned = dict((r["_i"], r["text_clean"]) for r in rows)
+    return pd.Series([cleaned[i] for i in range(len(texts))], index=texts.index)
+
+
+def predict_texts(spark: Any, cfg: Any, model: Any, texts: pd.Series) -> pd.DataFrame:
+    """Predictions of a loaded pyfunc ``model`` for raw ``texts``."""
+    return model.predict(pd.DataFrame({"text": clean_texts(spark, cfg, texts)}, index=texts.index))
+
+
+def predict_csv(spark: Any, cfg: Any, reference: str, source: Path, target: Path, spark_above: int) -> int:
+    """Score a CSV with a ``text`` column into ``target``: every input column plus the predictions.
+
+    Files of up to ``spark_above`` rows are scored in this process; larger ones through Spark,
+    the model loaded once per task.
+    """
+    from reviewlake import registry
+
+    if not source.is_file():
+        raise FileNotFoundError(f"input file {source} does not exist")
+    header = pd.read_csv(source, nrows=0, dtype=str).columns
+    if "text" not in header:
+        raise ValueError(f"{source}: no 'text' column (it has {list(header)})")
+    model = registry.load(cfg, reference)
+    added = ["status", "sentiment", "sentiment_prob", "rating_pred", "aspects"]
+    rows = sum(1 for _ in open(source, "rb")) - 1
+    if rows <= spark_above:
+        frame = pd.read_csv(source, dtype=str, keep_default_na=False)
+        out = predict_texts(spark, cfg, model, frame["text"])[added]
+        pd.concat([frame, out], axis=1).to_csv(target, index=False)
+        return len(frame)
+    from pyspark.sql import functions as F
+
+    from reviewlake.preprocess import add_clean_text
+
+    df = spark.read.option("header", True).option("multiLine", True).option("escape", '"').csv(str(source))
+    cleaned = add_clean_text(df.withColumn("title", F.lit(None).cast("string")), cfg.preprocess.cleaning)
+    schema = ", ".join(f"`{c}` string" for c in df.columns) + (
+        ", status string, sentiment string, sentiment_prob double, rating_pred double, aspects string")
+    uri = registry.tracking_uri(cfg)
+
+    def score(batches: Any) -> Any:
+        import mlflow
+
+        mlflow.set_tracking_uri(uri)
+        scorer = mlflow.pyfunc.load_model(f"models:/{reference}")
+        for batch in batches:
+            got = scorer.predict(pd.DataFrame({"text": batch["text_clean"].fillna("")}))
+            yield pd.concat([batch[list(df.columns)].reset_index(drop=True), got[added].reset_index(drop=True)],
+                            axis=1)
+
+    scored = cleaned.mapInPandas(score, schema)
+    scored.coalesce(1).write.mode("overwrite").option("header", True).csv(str(target) + ".parts")
+    part = next(Path(str(target) + ".parts").glob("part-*.csv"))
+    part.replace(target)
+    return rows

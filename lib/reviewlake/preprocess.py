@@ -208,6 +208,16 @@ def _class_of(rating: Column, classes: dict[str, list[int]], names: tuple[str, .
     return out
 
 
+def _label_or_rating(classes: dict[str, list[int]], names: tuple[str, ...]) -> Column:
+    """The class of the source ``label`` where it is one of ``SENTIMENT_3`` (null when ``names`` lacks
+    it), else the class of the ``rating``."""
+    by_label = F.lit(None).cast("int")
+    for index, name in enumerate(names):
+        by_label = F.when(F.col("label") == name, F.lit(index)).otherwise(by_label)
+    return F.when(F.col("label").isin(*SENTIMENT_3), by_label).otherwise(
+        _class_of(F.col("rating"), classes, names))
+
+
 _NOT_WORD = r"[^\p{L}\p{N}]+"
 
 
@@ -250,10 +260,10 @@ def add_labels(df: DataFrame, labels: Labels) -> DataFrame:
     """Add ``sentiment_binary`` (0 negative, 1 positive), ``sentiment_3`` (0, 1, 2), ``aspects``
     (multi-hot over the lexicon's aspects, in config order) and ``aspect_labels`` (their names).
 
-    A source label (fastText, IMDb) decides ``sentiment_binary`` where present; ratings decide the
-    rest, per the configured rating classes.
+    A source label (fastText, IMDb, the labeled corpora) decides both schemes where present: a
+    ``neutral`` one is class 1 of ``sentiment_3`` and no class of ``sentiment_binary``. Ratings decide
+    the rest, per the configured rating classes.
     """
-    source_label = F.when(F.col("label") == "positive", F.lit(1)).when(F.col("label") == "negative", F.lit(0))
     # Words and padded text as columns of their own: Spark then computes each once per row.
     words = df.withColumn("_words", text_words(F.col("text_clean"))).withColumn(
         "_padded", F.concat(F.lit(" "), F.array_join("_words", " "), F.lit(" ")))
@@ -261,9 +271,8 @@ def add_labels(df: DataFrame, labels: Labels) -> DataFrame:
     names = list(labels.aspects)
     return words.select(
         *df.columns,
-        F.coalesce(source_label, _class_of(F.col("rating"), labels.sentiment_binary, SENTIMENT_BINARY))
-        .alias("sentiment_binary"),
-        _class_of(F.col("rating"), labels.sentiment_3, SENTIMENT_3).alias("sentiment_3"),
+        _label_or_rating(labels.sentiment_binary, SENTIMENT_BINARY).alias("sentiment_binary"),
+        _label_or_rating(labels.sentiment_3, SENTIMENT_3).alias("sentiment_3"),
         F.array(*hits).alias("aspects"),
     ).withColumn(
         "aspect_labels",

@@ -66,18 +66,24 @@ def select_rows(silver: DataFrame, cfg: Config, max_rows: int | None, sources: l
 
 
 def tokenize(df: DataFrame, encoder: str, max_tokens: int) -> DataFrame:
-    """Add ``input_ids`` (without special tokens, at most ``max_tokens``) with an iterator pandas UDF."""
+    """Add ``input_ids``: token ids without special tokens, at most ``max_tokens``, as int32 bytes.
+
+    Bytes, not ``array<int>``: Petastorm's batch reader needs every value of a column to have one
+    length, and reviews do not. An iterator pandas UDF loads the tokenizer once per task.
+    """
 
     def ids(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
+        import numpy as np
+
         from reviewlake.models.multitask import load_tokenizer
 
-        tokenizer = load_tokenizer(encoder)  # once per task, not per batch
+        tokenizer = load_tokenizer(encoder)
         for texts in batches:
             encoded = tokenizer(texts.fillna("").tolist(), add_special_tokens=False, truncation=True,
                                 max_length=max_tokens)["input_ids"]
-            yield pd.Series(encoded)
+            yield pd.Series([np.asarray(x, dtype="<i4").tobytes() for x in encoded])
 
-    return df.withColumn("input_ids", F.pandas_udf(ids, "array<int>")(F.col("text_clean")))  # type: ignore[call-overload]
+    return df.withColumn("input_ids", F.pandas_udf(ids, "binary")(F.col("text_clean")))  # type: ignore[call-overload]
 
 
 def write_snapshot(spark: SparkSession, cfg: Config, root: Path, encoder: str, max_tokens: int,

@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Shard:
-    """One rank's rows, as numpy arrays / lists; ``ids`` are token ids without special tokens."""
+    """One rank's rows, as numpy arrays / lists; ``ids`` are token ids without special tokens (stored
+    as int32 bytes in the snapshot)."""
 
     ids: list[np.ndarray]
     sentiment: np.ndarray
@@ -44,7 +45,7 @@ class Shard:
 
 def _to_shard(columns: dict[str, list[Any]]) -> Shard:
     return Shard(
-        ids=[np.asarray(x, dtype=np.int64) for x in columns["input_ids"]],
+        ids=[np.frombuffer(x, dtype="<i4").astype(np.int64) for x in columns["input_ids"]],
         sentiment=np.asarray(columns["sentiment"], dtype=np.int64),
         rating=np.asarray([np.nan if r is None else r for r in columns["rating"]], dtype=np.float32),
         aspects=np.asarray([list(a) for a in columns["aspects"]], dtype=np.float32),
@@ -159,8 +160,9 @@ class Comm:
     def trainer(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[nn.Module, torch.optim.Optimizer]:
         """The module to call forward on and the optimizer to step, for the current trainable set.
 
-        Called again when the trainable set changes: DDP and Horovod hook only the parameters that
-        require gradients when they wrap.
+        DDP hooks only the parameters that require gradients when it wraps, so the loop wraps again
+        when the trainable set changes. Horovod's hooks cannot be removed, so the loop wraps once,
+        with every parameter any phase trains (see :func:`train_multitask`).
         """
         if self.kind == "ddp":
             from torch.nn.parallel import DistributedDataParallel
@@ -295,12 +297,18 @@ def train_multitask(spec: dict[str, Any]) -> dict[str, Any]:
     trainer: nn.Module = model
     opt = optimizer
     comm.broadcast(model, optimizer)
+    if comm.kind == "horovod":
+        # One wrapper for the whole run, hooking every parameter some phase trains; parameters
+        # frozen in the current phase get a zero gradient from Horovod, dropped before the step.
+        model.set_trainable(m["unfreeze_layers"] if m["epochs"] > 0 else 0)
+        trainer, opt = comm.trainer(model, optimizer)
     clock = time.perf_counter()
     while state["epoch"] < epochs and state["step"] < planned:
         top = 0 if state["epoch"] < m["head_epochs"] else m["unfreeze_layers"]
         if top != phase:
             model.set_trainable(top)
-            trainer, opt = comm.trainer(model, opt)
+            if comm.kind != "horovod":
+                trainer, opt = comm.trainer(model, opt)
             phase = top
         model.train()
         seen = 0
@@ -314,6 +322,9 @@ def train_multitask(spec: dict[str, Any]) -> dict[str, Any]:
             loss.backward()
             if spec["comm"] == "horovod":
                 opt.synchronize()  # type: ignore[attr-defined]
+                for p in model.parameters():
+                    if not p.requires_grad:
+                        p.grad = None  # frozen this phase: AdamW skips it (no weight decay either)
                 nn.utils.clip_grad_norm_(model.parameters(), m["clip_norm"])
                 with opt.skip_synchronize():  # type: ignore[attr-defined]
                     opt.step()
