@@ -1,11 +1,24 @@
 """A seeded generator of realistic review corpora in each real file format, at any size.
 
-Reviews have products with skewed (Zipf) popularity across categories, ratings skewed the way Amazon's
-are, titles and bodies whose phrases carry the sentiment of the rating, one to three aspects out of
-the ten the project labels, category topics, fastText label noise, and a configurable share of
-malformed records of the kinds real dumps contain. The same seed gives the same bytes, whatever the
-number of worker processes. It feeds tests and benchmarks; it is no substitute for real data when
-reporting accuracy.
+Reviews have products with skewed (Zipf) popularity across categories, titles and bodies whose phrases
+carry the sentiment of the rating, aspects out of the ten the project labels, category topics, and a
+configurable share of malformed records of the kinds real dumps contain. Each format follows the
+class balance and text lengths of the real files it imitates (see ``FORMATS``):
+
+- per-category Amazon dumps (``amazon-json``, ``amazon-2023``, ``amazon-tsv``, ``csv``): star ratings
+  skewed as in those dumps (``RATING_WEIGHTS``); bodies from a few characters ("Great!") to
+  thousands, log-normal with a median near 270 characters;
+- Amazon polarity (``fasttext``): as that set was built, only 1-2 star (label 1) and 4-5 star
+  (label 2) reviews, half each to within one row, no 3-star review; bodies up to 1,000 characters,
+  log-normal with a median near 340. ``label_noise`` (3 % by default) then flips that share of
+  labels, as in weakly labelled data: the labels stay half each within sampling noise, and 3 %
+  disagree with their text;
+- IMDb (``imdb``): the aclImdb layout, a quarter of the files labelled in train, a quarter in test,
+  half unlabelled in ``train/unsup``; pos = 7-10 stars, neg = 1-4, none of 5-6, half each overall;
+  reviews log-normal with a median near 1,000 characters, up to 13,000.
+
+The same seed gives the same bytes, whatever the number of worker processes. It feeds tests and
+benchmarks; it is no substitute for real data when reporting accuracy.
 """
 
 from __future__ import annotations
@@ -15,11 +28,13 @@ import bz2
 import gzip
 import json
 import logging
+import math
 import random
 import shutil
 import zlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
+from itertools import chain
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -95,6 +110,16 @@ TITLES = {1: ["Terrible", "Do not buy", "Waste of money", "Broke quickly", "Awfu
           3: ["It's okay", "Average", "Decent but not great", "OK {product}"],
           4: ["Good {product}", "Works well", "Nice", "Solid"],
           5: ["Great {product}", "Love it", "Excellent", "Five stars", "Perfect {product}"]}
+# Whole short reviews, the way people write them when they write little.
+SHORT = {1: ["Junk.", "Awful.", "Total junk!", "Useless.", "Don't waste your money.", "Broke right away.",
+             "Returned it.", "Worst {product} ever.", "Do not buy this {product}."],
+         2: ["Meh.", "Not great.", "Could be better.", "Not what I expected.", "Disappointing.", "Not impressed.",
+             "Not a great {product}."],
+         3: ["It's ok.", "So-so.", "Fine, nothing special.", "Does the job, barely.", "Neither good nor bad.",
+             "An okay {product}."],
+         4: ["Good.", "Pretty good.", "Works well.", "Nice.", "Happy with it.", "Solid buy.", "Good {product}."],
+         5: ["Great!", "Love it!", "Perfect.", "Excellent!", "Works great!", "Exactly what I wanted.", "Awesome!",
+             "Great {product}!", "Love this {product}!"]}
 FILLER = ["It came with a manual.", "The color matches the photos.", "I use it almost every day.",
           "My family uses it too.", "I compared a few brands before buying.", "It replaced an older one."]
 # Personal details: broad vocabulary, no aspect or sentiment words, so they vary texts
@@ -119,7 +144,20 @@ DETAIL_WHY = ["for a birthday party", "for a science project", "while the contra
               "for my home office", "after a friend suggested it", "for a school fundraiser"]
 BRANDS = ["Acme", "Zentro", "Norvik", "Pellham", "Quillo", "Brightline", "Kessel", "Voltra", "Maple & Co",
           "Orbit", "Tundra", "Lumen"]
-RATING_WEIGHTS = [0.08, 0.05, 0.08, 0.19, 0.60]
+# Shares of 1..5 stars in the per-category Amazon dumps.
+RATING_WEIGHTS = (0.07, 0.05, 0.08, 0.20, 0.60)
+# aclImdb's labelled reviews by stars (train split counts; test is alike): 1-4 negative, 7-10 positive.
+IMDB_STARS = {1: 5100, 2: 2284, 3: 2420, 4: 2696, 7: 2496, 8: 3009, 9: 2263, 10: 4732}
+# The same on the 1..5 scale bronze uses (ceil(stars / 2)), as weights of 1..5.
+IMDB_RATING_WEIGHTS = tuple(float(sum(n for stars, n in IMDB_STARS.items() if (stars + 1) // 2 == rating))
+                            for rating in range(1, 6))
+# Texts planned shorter than this lead with a short phrase ("Great!"), and half of those up to three
+# times as long; longer ones with an aspect sentence.
+SHORT_TEXT = 40
+OPENER_FROM = 150  # texts at least this long start by saying what was bought
+# A near re-post adds up to 5 words; an original of at least 30 words keeps the word 3-shingle
+# Jaccard similarity of the two at or above 28 / 33 = 0.85, a near duplicate by any usual threshold.
+REPOST_MIN_WORDS = 30
 _ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 CHUNK_ROWS = 50_000
 
@@ -134,13 +172,30 @@ class Product:
 
 
 @dataclass(frozen=True)
+class TextLengths:
+    """Log-normal lengths of review bodies in characters, truncated to ``low`` .. ``high``."""
+
+    median: float
+    sigma: float
+    low: int
+    high: int
+
+    def draw(self, rng: random.Random) -> int:
+        mu = math.log(self.median)
+        while True:  # redraw, not clip: no pile-up at the bounds (a truncated log-normal)
+            n = rng.lognormvariate(mu, self.sigma)
+            if self.low <= n <= self.high:
+                return int(n)
+
+
+@dataclass(frozen=True)
 class Review:
     """One generated review; ``malformed`` names the defect planted in its record, if any."""
 
     index: int
     product: Product
     user_id: str
-    rating: int
+    rating: int  # 1..5; the tone of the text
     title: str
     text: str
     aspects: tuple[str, ...]
@@ -177,7 +232,7 @@ def _products(seed: int, n: int) -> tuple[list[Product], list[float]]:
         category = rng.choices(list(CATEGORIES), CATEGORY_WEIGHTS)[0]
         nouns, topics = CATEGORIES[category]
         noun = rng.choice(nouns)
-        pid = "B0" + "".join(rng.choice(_ALNUM) for _ in range(8))
+        pid = "B0" + "".join(rng.choices(_ALNUM, k=8))
         title = f"{rng.choice(BRANDS)} {noun.title()} {rng.choice(['Pro', 'Lite', 'Max', 'Classic', 'Plus', '2'])}"
         products.append(Product(pid, title, category, noun, topics))
     weights = [1.0 / (rank + 1) ** 1.07 for rank in range(n)]
@@ -211,27 +266,92 @@ def _detail(rng: random.Random) -> str:
     return " ".join(words) + rng.choice((".", ".", ".", "!", "..."))
 
 
-def _review(rng: random.Random, index: int, products: list[Product], cumulative: list[float],
-            label_noise: float) -> Review:
+def _rating(rng: random.Random, weights: tuple[float, ...], side: int | None) -> int:
+    """Stars 1..5 drawn by ``weights``; only 1-2 for side 0 (negative), only 4-5 for side 1."""
+    stars = (1, 2, 3, 4, 5) if side is None else ((1, 2), (4, 5))[side]
+    return rng.choices(stars, [weights[s - 1] for s in stars])[0]
+
+
+def _topic_sentences(rng: random.Random, topics: list[str], patterns: list[str]) -> Iterator[tuple[str, None]]:
+    """Each topic in a random order, then each again in other words: every (topic, pattern) pair
+    once, since 5 topics and 3 patterns are coprime. Drawn only when first asked for."""
+    order, first = rng.sample(topics, len(topics)), rng.randrange(len(patterns))
+    for n in range(len(order) * len(patterns)):
+        yield patterns[(first + n) % len(patterns)].format(topic=order[n % len(order)]), None
+
+
+def _fillers(rng: random.Random) -> Iterator[tuple[str, None]]:
+    """The filler sentences in a random order, drawn only when first asked for."""
+    for sentence in rng.sample(FILLER, len(FILLER)):
+        yield sentence, None
+
+
+def _more_kinds(rng: random.Random) -> Iterator[str]:
+    """Kinds of sentence for the rest of a long review: up to two in five carry the sentiment."""
+    while True:
+        x = rng.random()
+        yield "topic" if x < 0.3 else "aspect" if x < 0.4 else "filler" if x < 0.5 else "detail"
+
+
+def _body(rng: random.Random, product: Product, rating: int, target: int, high: int) -> tuple[str, tuple[str, ...]]:
+    """A review body of about ``target`` characters (never over ``high``) and the aspects it names.
+
+    The sentiment is there from the first sentence on: a short phrase ("Great!") in the shortest
+    texts, an aspect sentence otherwise, after an opener in texts of ``OPENER_FROM`` characters or
+    more. Then, shuffled, what a typical review holds (one to three aspects, two topic sentences,
+    personal details, filler), and past that, for long texts, a mix of topic sentences, one more
+    aspect per 1,000 characters, filler and personal details.
+    """
+    n_core = rng.choice((1, 1, 2, 2, 3))
+    aspects = rng.sample(ASPECT_NAMES, min(len(ASPECT_NAMES), n_core + target // 1000))
+    pools: dict[str, Iterator[tuple[str, str | None]]] = {
+        "aspect": ((_sentiment_sentence(rng, a, rating), a) for a in aspects),
+        "topic": _topic_sentences(rng, product.topics, TOPIC[rating]),
+        "filler": _fillers(rng),
+    }
+
+    def sentence(kind: str) -> tuple[str, str | None]:
+        """A sentence of ``kind`` and the aspect it names; a personal detail once ``kind`` is used up."""
+        return next(pools.get(kind, iter(())), None) or (_detail(rng), None)
+
+    short = target < SHORT_TEXT or (target < 3 * SHORT_TEXT and rng.random() < 0.5)
+    head = [(rng.choice(SHORT[rating]).format(product=product.noun), None) if short else sentence("aspect")]
+    if target >= OPENER_FROM:
+        head.insert(0, (rng.choice(OPENERS).format(product=product.noun, who=rng.choice(WHO), n=rng.randint(2, 18),
+                                                   when=rng.choice(WHEN)), None))
+    parts = [text for text, _ in head]
+    named = [aspect for _, aspect in head if aspect]
+    core = (["aspect"] * (n_core - len(named)) + ["topic", "topic"] + ["detail"] * rng.choice((0, 1, 1, 2))
+            + ["filler"] * rng.randint(0, 3))
+    rng.shuffle(core)
+    closer = rng.choice(CLOSERS[rating])
+    length = sum(map(len, parts)) + len(parts) - 1
+    for text, aspect in map(sentence, chain(core, _more_kinds(rng))):
+        # Stop at the first sentence that would take the text past its target by over half the
+        # sentence (so lengths are not biased short), or, with the closer, past the format's bound.
+        if length + 1 + len(text) // 2 > target - len(closer) or length + len(text) + len(closer) + 2 > high:
+            break
+        parts.append(text)
+        length += 1 + len(text)
+        if aspect:
+            named.append(aspect)
+    if length + 1 + len(closer) // 2 <= target and length + 1 + len(closer) <= high:
+        parts.append(closer)
+    return " ".join(parts), tuple(named)
+
+
+def _review(rng: random.Random, index: int, products: list[Product], cumulative: list[float], rating: int,
+            lengths: TextLengths, label_noise: float) -> Review:
     product = products[bisect.bisect_left(cumulative, rng.random() * cumulative[-1])]
-    rating = rng.choices((1, 2, 3, 4, 5), RATING_WEIGHTS)[0]
-    aspects = tuple(rng.sample(ASPECT_NAMES, rng.choice((1, 1, 2, 2, 3))))
-    sentences = [rng.choice(OPENERS).format(product=product.noun, who=rng.choice(WHO),
-                                            n=rng.randint(2, 18), when=rng.choice(WHEN))]
-    sentences += [_detail(rng) for _ in range(rng.choice((0, 1, 1, 2)))]
-    sentences += [_sentiment_sentence(rng, a, rating) for a in aspects]
-    for topic in rng.sample(product.topics, 2):
-        sentences.append(rng.choice(TOPIC[rating]).format(topic=topic))
-    sentences += rng.sample(FILLER, rng.randint(0, 3))
-    sentences.append(rng.choice(CLOSERS[rating]))
+    text, aspects = _body(rng, product, rating, lengths.draw(rng), lengths.high)
     total_votes = int(rng.paretovariate(1.5)) - 1
     return Review(
         index=index,
         product=product,
-        user_id="A" + "".join(rng.choice(_ALNUM) for _ in range(13)),
+        user_id="A" + "".join(rng.choices(_ALNUM, k=13)),
         rating=rating,
         title=rng.choice(TITLES[rating]).format(product=product.noun),
-        text=" ".join(sentences),
+        text=text,
         aspects=aspects,
         label_flipped=rng.random() < label_noise,
         unix_time=rng.randint(1_104_537_600, 1_672_531_199),  # 2005 .. 2022
@@ -339,30 +459,50 @@ def _imdb_file(r: Review) -> bytes:
         return BAD_UTF8 + r.text.encode()
     if r.malformed == "missing_text":
         return b"   "
-    return r.text.replace(". ", ". <br /><br />", 1).encode()
+    sentences = r.text.split(". ")
+    # A paragraph break after the first sentence, then after every fifth.
+    text = "".join(s + (". <br /><br />" if i % 5 == 0 else ". ") for i, s in enumerate(sentences[:-1]))
+    return (text + sentences[-1]).encode()
 
 
 @dataclass(frozen=True)
 class Format:
+    """How one real file is written, and how its reviews are distributed: ``ratings`` weighs 1..5
+    stars; a ``balanced`` format has exactly as many 1-2 as 4-5 star reviews in each chunk and no
+    3-star one; ``lengths`` are those of the review bodies."""
+
     writer: Writer
     malformed_kinds: tuple[str, ...]
     file_name: str
     compression: str | None
+    ratings: tuple[float, ...]
+    lengths: TextLengths
+    balanced: bool = False
     header: bytes = b""
 
 
+# Per-category dumps: a median body near 270 characters, 9 % under 50, 1 % past 4,500 (the 2014 and
+# 2018 dumps); bounded well below ingest.max_text_chars, so no generated review is oversize.
+CATEGORY_LENGTHS = TextLengths(median=270, sigma=1.25, low=1, high=20_000)
+# Amazon polarity bodies stop near 1,000 characters by construction of that set.
+POLARITY_LENGTHS = TextLengths(median=360, sigma=0.7, low=1, high=1_000)
+# aclImdb: median near 1,000 characters, the shortest about 50, the longest about 13,000.
+IMDB_LENGTHS = TextLengths(median=980, sigma=0.78, low=50, high=13_000)
+
 FORMATS: dict[str, Format] = {
     "fasttext": Format(_fasttext, ("no_label", "unknown_label", "empty_text", "invalid_utf8"),
-                       "train.ft.txt.bz2", "bz2"),
+                       "train.ft.txt.bz2", "bz2", RATING_WEIGHTS, POLARITY_LENGTHS, balanced=True),
     "amazon-json": Format(_amazon_json, ("truncated", "rating_out_of_range", "missing_text", "wrong_type"),
-                          "reviews_Musical_Instruments_5.json.gz", "gz"),
+                          "reviews_Musical_Instruments_5.json.gz", "gz", RATING_WEIGHTS, CATEGORY_LENGTHS),
     "amazon-2023": Format(_amazon_2023, ("truncated", "rating_out_of_range", "missing_text", "wrong_type"),
-                          "All_Beauty.jsonl", None),
+                          "All_Beauty.jsonl", None, RATING_WEIGHTS, CATEGORY_LENGTHS),
     "amazon-tsv": Format(_amazon_tsv, ("missing_field", "wrong_type", "missing_text", "invalid_utf8"),
-                         "amazon_reviews_us_Electronics_v1_00.tsv.gz", "gz", TSV_HEADER),
+                         "amazon_reviews_us_Electronics_v1_00.tsv.gz", "gz", RATING_WEIGHTS, CATEGORY_LENGTHS,
+                         header=TSV_HEADER),
     "csv": Format(_csv_row, ("extra_field", "rating_out_of_range", "missing_text"),
-                  "amazon_reviews_14m.csv", None, CSV_HEADER),
-    "imdb": Format(_imdb_file, ("invalid_utf8", "missing_text"), "aclImdb", None),
+                  "amazon_reviews_14m.csv", None, RATING_WEIGHTS, CATEGORY_LENGTHS, header=CSV_HEADER),
+    "imdb": Format(_imdb_file, ("invalid_utf8", "missing_text"), "aclImdb", None, IMDB_RATING_WEIGHTS,
+                   IMDB_LENGTHS, balanced=True),
 }
 
 
@@ -386,26 +526,47 @@ class CorpusSpec:
 NEAR_EDITS = [" Thanks!", " Update: still happy with it.", " Edit: fixed a typo.", " Would buy again."]
 
 
-def reviews(spec: CorpusSpec, start: int, stop: int, malformed_kinds: tuple[str, ...]) -> Iterator[Review]:
-    """Reviews ``start`` .. ``stop - 1`` of the corpus ``spec``; chunks are independent.
+def _repost(rng: random.Random, review: Review, recent: list[Review], high: int) -> Review:
+    """``review`` replaced by a re-post of a recent review of the same rating (so re-posts keep the
+    rating shares), or ``review`` itself when no recent one can be re-posted: one too short to stay
+    a near duplicate once edited, or one already re-posted with every edit."""
+    exact = rng.random() < 0.5
+    room = 0 if exact else max(map(len, NEAR_EDITS))
+    originals = [r for r in recent if r.rating == review.rating and len(r.text) + room <= high
+                 and len(r.text.split()) >= REPOST_MIN_WORDS]
+    if not originals:
+        return review
+    original = rng.choice(originals)
+    # Two near re-posts of one review with the same edit would be exact copies of each other.
+    edits = [""] if exact else [e for e in NEAR_EDITS if all(r.text != original.text + e for r in recent)]
+    if not edits:
+        return review
+    return replace(original, index=review.index, user_id=review.user_id, text=original.text + rng.choice(edits),
+                   unix_time=original.unix_time + rng.randint(60, 86_400 * 30), malformed=None,
+                   repost=None if original.malformed else "exact" if exact else "near")
+
+
+def reviews(spec: CorpusSpec, fmt: str, start: int, stop: int) -> Iterator[Review]:
+    """Reviews ``start`` .. ``stop - 1`` of the corpus ``spec`` in format ``fmt``; chunks are independent.
 
     A ``duplicate_share`` of reviews re-posts a recent review of the same product by another user:
     half word for word (an exact duplicate), half with a short sentence added (a near-duplicate).
     """
+    form = FORMATS[fmt]
     products, cumulative = _products(spec.seed, spec.n_products)
     rng = random.Random(f"{spec.seed}-{start}")
+    sides: list[int | None] = [None] * (stop - start)
+    if form.balanced:  # exactly half negative, half positive, in a random order
+        sides = [i % 2 for i in range(stop - start)]
+        rng.shuffle(sides)
     recent: list[Review] = []
-    for i in range(start, stop):
-        review = _review(rng, i, products, cumulative, spec.label_noise)
+    for i, side in zip(range(start, stop), sides):
+        rating = _rating(rng, form.ratings, side)
+        review = _review(rng, i, products, cumulative, rating, form.lengths, spec.label_noise)
         if recent and rng.random() < spec.duplicate_share:
-            original = rng.choice(recent)
-            exact = rng.random() < 0.5
-            text = original.text if exact else original.text + rng.choice(NEAR_EDITS)
-            review = replace(original, index=i, user_id=review.user_id, text=text,
-                             unix_time=original.unix_time + rng.randint(60, 86_400 * 30), malformed=None,
-                             repost=None if original.malformed else "exact" if exact else "near")
-        if malformed_kinds and rng.random() < spec.malformed_share:
-            review = replace(review, malformed=rng.choice(malformed_kinds), repost=None)
+            review = _repost(rng, review, recent, form.lengths.high)
+        if rng.random() < spec.malformed_share:
+            review = replace(review, malformed=rng.choice(form.malformed_kinds), repost=None)
         recent = (recent + [review])[-64:]
         yield review
 
@@ -422,7 +583,7 @@ def _chunk(args: tuple[str, CorpusSpec, int, int]) -> tuple[bytes, Manifest]:
     spec = FORMATS[fmt]
     counts = Manifest(fmt, stop - start, corpus.seed)
     parts = []
-    for r in reviews(corpus, start, stop, spec.malformed_kinds):
+    for r in reviews(corpus, fmt, start, stop):
         parts.append(spec.writer(r))
         _count(counts, r)
     data = b"".join(parts)
@@ -482,16 +643,20 @@ def generate(fmt: str, out_dir: Path, rows: int, seed: int = 42, malformed_share
 
 
 def _write_imdb(root: Path, rows: int, corpus: CorpusSpec, manifest: Manifest) -> None:
+    """The aclImdb tree: as in the real set, a quarter of the files in train/pos|neg, a quarter in
+    test/pos|neg, half unlabelled in train/unsup (stars 0); stars as in ``IMDB_STARS``."""
     spec = FORMATS["imdb"]
     if root.exists():
         shutil.rmtree(root)
-    for i, r in enumerate(reviews(replace(corpus, label_noise=0.0), 0, rows, spec.malformed_kinds)):
-        split = "train" if i % 2 == 0 else "test"
-        if r.rating == 3:
+    rng = random.Random(f"{corpus.seed}-imdb-stars")
+    for i, r in enumerate(reviews(replace(corpus, label_noise=0.0), "imdb", 0, rows)):
+        split = "test" if i % 4 == 1 else "train"
+        if i % 4 >= 2:
             polarity, stars = "unsup", 0
         else:
             polarity = "pos" if r.rating >= 4 else "neg"
-            stars = {1: 1, 2: 3, 4: 7, 5: 9 + i % 2}[r.rating]
+            choices = [s for s in IMDB_STARS if (s + 1) // 2 == r.rating]
+            stars = rng.choices(choices, [IMDB_STARS[s] for s in choices])[0]
         folder = root / split / polarity
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{i}_{stars}.txt").write_bytes(spec.writer(r))
