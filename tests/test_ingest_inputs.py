@@ -115,11 +115,13 @@ def test_out_of_range_times_are_quarantined(spark: SparkSession, cfg: Config, tm
     text, rating = ("reviewText", "overall") if fmt == "amazon-json" else ("text", "rating")
     times = [2**63 - 1, 99999999999999, -(2**63), 1400000000]
     rows = [{"asin": f"B{i}", text: f"review {i}", rating: 4, field: t} for i, t in enumerate(times)]
+    rows.append({"asin": "B9", text: "a rating no int holds", rating: 1e10, field: 1400000000})
     report = ingest(spark, cfg, fmt, str(write(tmp_path / "Books.json", [json.dumps(r) for r in rows])))
     bad = 3 if fmt == "amazon-json" else 2  # 99999999999999 ms is the year 5138: a valid time
-    assert (report.rows_accepted, report.rows_quarantined) == (4 - bad, bad)
-    assert {r for _, r in quarantine_reasons(spark, cfg)} == {"wrong_type"}
-    details = [r["detail"] for r in spark.table(cfg.table("quarantine")).collect()]
+    assert (report.rows_accepted, report.rows_quarantined) == (4 - bad, bad + 1)
+    reasons = quarantine_reasons(spark, cfg)
+    assert [r for _, r in reasons].count("wrong_type") == bad and reasons[-1] == (5, "rating_out_of_range")
+    details = [r["detail"] for r in spark.table(cfg.table("quarantine")).where("reason = 'wrong_type'").collect()]
     assert all("in the years 1 to 9999" in d for d in details)
 
 
@@ -271,14 +273,18 @@ def test_csv_multiline_records_and_paths_as_given(spark: SparkSession, cfg: Conf
         'A1,B1,5,Nice,"Line one\nline two, ""quoted""\nline three",1400000000,1,Books\n'
         "A2,B2,4,Ok,Plain text,1400000000,0,Books\n"
         'A3,B3,3,"Two\nlines",Text,1400000000,0,Books\n'
+        'A4,B4,5,TV,Samsung 55" TV is great,1400000000,0,Books\n'
+        "A5,B5,2,Meh,After the stray quote,1400000000,0,Books\n"
     )
     report = ingest(spark, cfg, "csv", str(path), source="amazon-14m")
-    assert (report.rows_read, report.rows_accepted) == (3, 3)
+    assert (report.rows_read, report.rows_accepted) == (5, 5)
     got = spark.table(cfg.table("bronze")).select("source_line", "title", "text", "source_file")
     assertDataFrameEqual(got, [
         (2, "Nice", 'Line one\nline two, "quoted"\nline three', str(path)),
         (5, "Ok", "Plain text", str(path)),
         (6, "Two\nlines", "Text", str(path)),
+        (8, "TV", 'Samsung 55" TV is great', str(path)),
+        (9, "Meh", "After the stray quote", str(path)),
     ])
 
 

@@ -54,18 +54,21 @@ def silver(spark: SparkSession, spark_home: Path, home: Path) -> Config:
     return cfg
 
 
-def test_loop_trains_in_one_process_and_checkpoints(spark: SparkSession, silver: Config, home: Path) -> None:
+def loop_spec(spark: SparkSession, cfg: Config, run_dir: Path, threads: int) -> dict[str, object]:
+    """A spec for one process of the train loop, the tiny encoder, over a fresh snapshot of silver."""
     from reviewlake.models.multitask import load_tokenizer
 
-    cfg = silver
-    snap = write_snapshot(spark, cfg, home / "loop" / "data", "tiny", 64, None, [], parts=2)
+    snap = write_snapshot(spark, cfg, run_dir / "data", "tiny", 64, None, [], parts=2)
     tok = load_tokenizer("tiny")
-    spec = {"run_id": "loop", "model": cfg.train.multitask.model_dump(), "num_classes": 2, "num_aspects": 10,
-            "class_weights": snap.class_weights, "files": snap.files, "checkpoint_dir": str(home / "loop"),
-            "torch_threads": 2, "checkpoint_every": 10, "seed": 1, "use_gpu": False, "max_steps": None,
+    return {"run_id": run_dir.name, "model": cfg.train.multitask.model_dump(), "num_classes": 2, "num_aspects": 10,
+            "class_weights": snap.class_weights, "files": snap.files, "checkpoint_dir": str(run_dir),
+            "torch_threads": threads, "checkpoint_every": 10, "seed": 1, "use_gpu": False, "max_steps": None,
             "resume": False, "comm": "single", "reader": "pyarrow",
             "tokens": [tok.cls_token_id, tok.sep_token_id, tok.pad_token_id]}
-    result = train_multitask(spec)
+
+
+def test_loop_trains_in_one_process_and_checkpoints(spark: SparkSession, silver: Config, home: Path) -> None:
+    result = train_multitask(loop_spec(spark, silver, home / "loop", threads=2))
     assert result["world_size"] == 1 and [h["phase"] for h in result["history"]] == ["heads", "top2", "top2"]
     assert result["steps"] == result["planned_steps"] == 3 * result["steps_per_epoch"]
     assert result["best_val_macro_f1"] > 0.75, result["history"]
@@ -149,16 +152,7 @@ def test_a_killed_run_resumes_from_its_checkpoint(spark: SparkSession, silver: C
     """SIGKILL a training process after its first checkpoint; the resumed run continues from that step."""
     import torch
 
-    from reviewlake.models.multitask import load_tokenizer
-
-    cfg = silver
-    snap = write_snapshot(spark, cfg, home / "killed" / "data", "tiny", 64, None, [], parts=2)
-    tok = load_tokenizer("tiny")
-    spec = {"run_id": "killed", "model": cfg.train.multitask.model_dump(), "num_classes": 2, "num_aspects": 10,
-            "class_weights": snap.class_weights, "files": snap.files, "checkpoint_dir": str(home / "killed"),
-            "torch_threads": 1, "checkpoint_every": 10, "seed": 1, "use_gpu": False, "max_steps": None,
-            "resume": False, "comm": "single", "reader": "pyarrow",
-            "tokens": [tok.cls_token_id, tok.sep_token_id, tok.pad_token_id]}
+    spec = loop_spec(spark, silver, home / "killed", threads=1)
     (home / "killed" / "spec.json").write_text(json.dumps(spec))
     proc = subprocess.Popen(
         [str(REPO / ".venv" / "bin" / "python"), "-c",

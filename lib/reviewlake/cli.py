@@ -58,7 +58,8 @@ def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
     except (PySparkException, Py4JJavaError) as exc:
         if verbose:
             log.exception("failed")
-        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        text = str(exc.java_exception) if isinstance(exc, Py4JJavaError) else str(exc)
+        first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
         report_error(f"Spark failed: {first[:400]} (the full log is in the logs folder, paths.logs; "
                      "-v shows the trace)")
         code = 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -157,7 +158,7 @@ def validate(staged: DataFrame, time_format: TimeFormat | None, max_text_chars: 
         detail = F.when(failed, why).otherwise(detail)
     return staged.select(
         "*",
-        rating.cast("int").alias("rating_int"),
+        rating.try_cast("int").alias("rating_int"),  # 1e10 or NaN are quarantined, not an overflow
         review_time.alias("review_time_ts"),
         verified.alias("verified_bool"),
         helpful.alias("helpful_int"),
@@ -267,8 +268,9 @@ def read_failure(exc: BaseException, listing: InputFiles) -> IngestError | None:
     text = str(exc)
     if "FAILED_READ_FILE" not in text:
         return None
-    decoded = unquote(text)
-    culprit = next((f for f in listing.files if f.path in decoded or f.read_as in decoded), None)
+    named = re.search(r"Encountered error while reading file (\S+?)\.?\s", text)
+    failed = re.sub(r"^file:(//)?(?=/)", "", unquote(named.group(1).replace("+", "%2B"))) if named else ""
+    culprit = next((f for f in listing.files if failed in (f.path, f.read_as)), None)
     causes = [line.strip() for line in text.splitlines() if line.strip().startswith("Caused by:")]
     cause = causes[-1].removeprefix("Caused by:").strip() if causes else text.splitlines()[0]
     compressed = culprit is not None and culprit.path.endswith(COMPRESSION_SUFFIXES)
@@ -375,6 +377,7 @@ def ingest(
         log.info("%s: %d new rows (%.1fs)", cfg.table("quarantine"), quarantined_new,
                  time.perf_counter() - clock)
     finally:
+        shutil.rmtree(cfg.paths.data / "_staging" / run_id, ignore_errors=True)
         if validated is not None:
             validated.unpersist()
         for frame in options.persisted:

@@ -110,7 +110,8 @@ class MultitaskPredictor:
             best = s["proba"].argmax(1)
             out.loc[ok, "sentiment"] = [names[i] for i in best]
             out.loc[ok, "sentiment_prob"] = s["proba"][np.arange(len(best)), best]
-            out.loc[ok, "rating_pred"] = s["rating"]
+            if self.meta.get("rating_rows", 1):  # a model trained without star ratings predicts none
+                out.loc[ok, "rating_pred"] = s["rating"]
             out.loc[ok, "aspects"] = [
                 ";".join(a for a, p in zip(self.meta["aspects"], row) if p >= 0.5) for row in s["aspects"]]
             out.loc[ok, "aspect_probs"] = [json.dumps({a: round(float(p), 4) for a, p in zip(self.meta["aspects"], row)})

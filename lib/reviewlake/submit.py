@@ -93,6 +93,8 @@ def main() -> None:
         errors = Path(tmp) / "error"
         env[ERROR_FILE] = str(errors)
         child = subprocess.Popen(cmd, env=env)
+        for sig in (signal.SIGTERM, signal.SIGHUP):  # a stopped wrapper stops the job, not orphans it
+            signal.signal(sig, lambda number, _frame: child.send_signal(number))
         try:
             code = child.wait()
         except KeyboardInterrupt:
@@ -100,7 +102,7 @@ def main() -> None:
             code = child.wait()
         if errors.exists():
             sys.stderr.write(errors.read_text())
-    sys.exit(code)
+    sys.exit(128 - code if code < 0 else code)
 
 
 if __name__ == "__main__":

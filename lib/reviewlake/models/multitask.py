@@ -130,12 +130,17 @@ def multitask_loss(
     always present (the lexicon labels every row).
     """
     logits, rating_pred, aspect_logits = outputs
-    has_label = sentiment >= 0
-    has_rating = ~torch.isnan(rating)
-    zero = logits.sum() * 0.0
-    l_sent = (F.cross_entropy(logits[has_label], sentiment[has_label], weight=class_weights)
-              if has_label.any() else zero)
-    l_rating = F.mse_loss(rating_pred[has_rating], rating[has_rating]) if has_rating.any() else zero
+    has_label = (sentiment >= 0).to(logits.dtype)
+    has_rating = (~torch.isnan(rating)).to(rating_pred.dtype)
+    # Masked means: every head stays in the graph (a zero gradient when no row of the batch has its
+    # target), which DDP needs, and a missing target adds nothing.
+    per_row = F.cross_entropy(logits, sentiment.clamp(min=0), weight=class_weights, reduction="none")
+    if class_weights is not None:
+        norm = (class_weights[sentiment.clamp(min=0)] * has_label).sum().clamp(min=1e-8)
+    else:
+        norm = has_label.sum().clamp(min=1.0)
+    l_sent = (per_row * has_label).sum() / norm
+    l_rating = ((rating_pred - torch.nan_to_num(rating)) ** 2 * has_rating).sum() / has_rating.sum().clamp(min=1.0)
     l_aspect = F.binary_cross_entropy_with_logits(aspect_logits, aspects)
     total = weights[0] * l_sent + weights[1] * l_rating + weights[2] * l_aspect
     return total, {"loss": total.item(), "loss_sentiment": l_sent.item(), "loss_rating": l_rating.item(),

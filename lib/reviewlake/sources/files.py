@@ -16,6 +16,7 @@ non-empty input as nothing and report success, so the input is listed here first
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -94,7 +95,7 @@ def _local_files(root: Path, explicit: bool, skipped: list[tuple[str, str]]) -> 
     if explicit and root.is_file():
         return [(str(root), root.stat().st_size)]
     found = []
-    for folder, dirs, names in os.walk(root, followlinks=True):
+    for folder, dirs, names in os.walk(root):
         for d in sorted(dirs):
             if is_hidden(d):
                 skipped.append((os.path.join(folder, d), "hidden folder (name starts with '.' or '_')"))
@@ -172,5 +173,7 @@ def list_input(spark: SparkSession, path: str, staging: Path) -> InputFiles:
             link.unlink(missing_ok=True)
             link.symlink_to(file_path)
             read_as = str(link)
+        # Spark globs every path it is given: a file named "[1].txt" must not read as a pattern.
+        read_as = re.sub(r"([\[\]{}?*\\])", r"\\\1", read_as)
         out.append(InputFile(path=file_path, read_as=read_as, size=size, explicit=explicit))
     return InputFiles(files=out, skipped=skipped)

@@ -55,12 +55,17 @@ def _staged(df: DataFrame, spec: TabularSource, parse_error: Column, raw: Column
 def join_quoted_lines(lines: DataFrame) -> DataFrame:
     """Join the lines of CSV records whose quoted fields hold line breaks into one ``value``.
 
-    A record goes on while the count of ``"`` since its first line is odd (an escaped ``""``
-    counts twice, so it never changes that). Only files with such a line pay for the ordered pass
+    A record goes on while the count of field-opening and field-closing ``"`` since its first line
+    is odd (an escaped ``""`` counts twice, so it never changes that). Only files with such a line pay for the ordered pass
     over the file; the record keeps the number of its first line.
     """
     quotes = F.length("value") - F.length(F.replace(F.col("value"), F.lit('"'), F.lit("")))
-    lines = lines.withColumn("_odd", (quotes % 2).cast("int"))
+    # Only a quote that opens a field (at the line's start or after a comma, not closed on the line)
+    # or closes one (followed by a comma or the line's end) moves a record across lines; a stray
+    # quote inside an unquoted field (Samsung 55" TV) leaves its line a record of its own.
+    rest = F.regexp_replace("value", r'"(?:[^"]|"")*"', "")
+    structural = rest.rlike(r'(^|,)"') | F.col("value").rlike(r'(^|[^"])"(,|$)')
+    lines = lines.withColumn("_odd", ((quotes % 2 == 1) & structural).cast("int"))
     spanning = [r[0] for r in lines.where("_odd = 1").select("source_file").distinct().collect()]
     if not spanning:
         return lines.drop("_odd")

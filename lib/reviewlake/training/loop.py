@@ -81,9 +81,18 @@ def read_shard(files: list[str], rank: int, world: int, reader: str) -> Shard:
 
 def batches(shard: Shard, batch_size: int, steps: int, seed: int, max_len: int, cls: int, sep: int, pad: int,
             start: int = 0) -> Iterator[dict[str, torch.Tensor]]:
-    """``steps`` shuffled batches (the order fixed by ``seed``), from batch ``start`` on, padded per batch."""
-    order = np.random.default_rng(seed).permutation(len(shard))
-    for b in range(start, steps):
+    """``steps`` shuffled batches (the order fixed by ``seed``), from batch ``start`` on, padded per batch.
+
+    Rows are shuffled, sorted by length within windows of 50 batches (so a batch pads to similar
+    lengths: short snippets and full reviews are not mixed), and the batches shuffled again.
+    """
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(shard))[:steps * batch_size]
+    lengths = np.asarray([min(len(x), max_len) for x in shard.ids])
+    window = batch_size * 50
+    order = np.concatenate([chunk[np.argsort(lengths[chunk], kind="stable")]
+                            for chunk in np.split(order, range(window, len(order), window))]) if len(order) else order
+    for b in rng.permutation(steps)[start:]:
         rows = order[b * batch_size:(b + 1) * batch_size]
         yield collate([shard.ids[i][:max_len - 2] for i in rows], cls, sep, pad) | {
             "sentiment": torch.from_numpy(shard.sentiment[rows]),
@@ -222,6 +231,9 @@ def train_multitask(spec: dict[str, Any]) -> dict[str, Any]:
     (written by rank 0), steps taken and planned, the step resumed from, and the per-epoch history.
     """
     torch.set_num_threads(spec["torch_threads"])
+    if not logging.getLogger().handlers:  # a fresh training process: progress lines on its stderr
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                            datefmt="%H:%M:%S")
     comm = Comm(spec["comm"], spec["use_gpu"])
     m = spec["model"]
     random.seed(spec["seed"])

@@ -169,7 +169,10 @@ def train_multitask_stage(spark: SparkSession, cfg: Config, request: TrainReques
     model = build_model(spec)
     model.load_state_dict(torch.load(result["best_state"], map_location="cpu")["model"])
     aspects = list(cfg.preprocess.labels.aspects)
-    meta = {"model_type": "multitask", "num_classes": snapshot.num_classes, "label": cfg.train.label,
+    import pyarrow.parquet as pq
+
+    rated = pq.read_table(snapshot.files["train"], columns=["rating"]).column("rating").drop_null()
+    meta = {"model_type": "multitask", "rating_rows": len(rated), "num_classes": snapshot.num_classes, "label": cfg.train.label,
             "aspects": aspects, "pooling": settings.pooling, "max_length": settings.max_length,
             "window_stride": settings.window_stride, "max_windows": settings.max_windows,
             "encoder": settings.encoder, "cleaning": cfg.preprocess.cleaning.model_dump()}
