@@ -245,6 +245,7 @@ class TrainSettings(_Strict):
     checkpoint_every: int = Field(100, ge=1)     # steps
     seed: int = 13
     max_rows: int | None = Field(None, ge=1)
+    eval_rows: int = Field(20000, ge=1)          # validation / test rows scored per split (a fixed sample)
     sources: list[str] = Field(default_factory=list)   # silver sources to train on; [] = all
     linear: LinearSettings = LinearSettings()
     multitask: MultitaskSettings = MultitaskSettings()

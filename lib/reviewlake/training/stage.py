@@ -84,12 +84,14 @@ def _load_snapshot(path: Path) -> Snapshot:
     return Snapshot(**meta)
 
 
-def _read_split(snapshot: Snapshot, split: str) -> pd.DataFrame:
+def _read_split(snapshot: Snapshot, split: str, limit: int) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
     files = snapshot.files[split]
     columns = ["review_id", "source", "text_clean", "sentiment", "rating", "aspects"]
-    return pq.read_table(files, columns=columns).to_pandas() if files else pd.DataFrame(columns=columns)
+    frame = pq.read_table(files, columns=columns).to_pandas() if files else pd.DataFrame(columns=columns)
+    # Review ids are hashes: the first rows by id are a fixed random sample of the split.
+    return frame.sort_values("review_id").head(limit).reset_index(drop=True)
 
 
 def evaluate_split(predictor: Any, frame: pd.DataFrame, aspects: int) -> Any:
@@ -179,7 +181,7 @@ def train_multitask_stage(spark: SparkSession, cfg: Config, request: TrainReques
     model_dir = save_model_dir(model, load_tokenizer(settings.encoder), meta, run_dir / "model")
     predictor = MultitaskPredictor(model_dir, threads=max(1, cfg.train.torch_threads))
     classes = SENTIMENT_NAMES[snapshot.num_classes]
-    predictions = {split: evaluate_split(predictor, _read_split(snapshot, split), len(aspects))
+    predictions = {split: evaluate_split(predictor, _read_split(snapshot, split, cfg.train.eval_rows), len(aspects))
                    for split in ("validation", "test")}
     val_rows = metrics(predictions["validation"], classes)
     test_rows = metrics(predictions["test"], classes)
@@ -213,7 +215,7 @@ def train_multitask_stage(spark: SparkSession, cfg: Config, request: TrainReques
 
         def champion_f1(version: str) -> float:
             other = registry.load(cfg, f"{name}/{version}")
-            frame = _read_split(snapshot, "validation")
+            frame = _read_split(snapshot, "validation", cfg.train.eval_rows)
             got = other.predict(pd.DataFrame({"text": frame["text_clean"]}))
             return _macro_f1_labels(frame["sentiment"].to_numpy(), got["sentiment"].map(
                 {c: i for i, c in enumerate(classes)}).fillna(-1).to_numpy())
