@@ -19,7 +19,8 @@ from reviewlake.training.report import accuracy_table
 from reviewlake.training.stage import TrainRequest, train
 
 # Small models: a capped number of training rows, one epoch per phase (minutes on 2 cores).
-DEMO_TRAIN_ROWS = 3_000
+DEMO_TRAIN_ROWS = 2_000
+DEMO_EVAL_ROWS = 1_000
 DEMO_PREFIX = "demo-"
 # Bundled default: a small corpus of each format; fastText is the main one.
 DEMO_ROWS = {"fasttext": 20_000, "amazon-json": 2_000, "amazon-2023": 2_000, "amazon-tsv": 2_000,
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
               f"FROM {silver} GROUP BY split, source ORDER BY split, source").show(50, truncate=False)
     print(f"Data-quality plot: {png}")
     if not args.no_train:
+        cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"eval_rows": DEMO_EVAL_ROWS})})
         names = []
         for model in ("linear", "multitask"):
             name = f"{DEMO_PREFIX}{model}"

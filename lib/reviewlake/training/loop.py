@@ -245,6 +245,10 @@ def train_multitask(spec: dict[str, Any]) -> dict[str, Any]:
 
     train = read_shard(spec["files"]["train"], comm.rank, comm.world, spec["reader"])
     validation = read_shard(spec["files"]["validation"], comm.rank, comm.world, spec["reader"])
+    if spec.get("eval_rows"):  # the same sample every epoch: model selection need not score millions
+        keep = -(-spec["eval_rows"] // comm.world)
+        validation = Shard(validation.ids[:keep], validation.sentiment[:keep], validation.rating[:keep],
+                           validation.aspects[:keep])
     steps_per_epoch = comm.min(len(train) // m["batch_size"])  # equal steps on every rank
     if steps_per_epoch == 0:
         raise ValueError(f"{len(train)} training rows per process is less than one batch of {m['batch_size']}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 import uuid
@@ -152,7 +153,7 @@ def train_multitask_stage(spark: SparkSession, cfg: Config, request: TrainReques
             "num_aspects": len(cfg.preprocess.labels.aspects), "class_weights": snapshot.class_weights,
             "files": snapshot.files, "checkpoint_dir": str(run_dir), "torch_threads": cfg.train.torch_threads,
             "checkpoint_every": cfg.train.checkpoint_every, "seed": cfg.train.seed, "use_gpu": request.use_gpu,
-            "max_steps": request.max_steps, "resume": False,
+            "max_steps": request.max_steps, "resume": False, "eval_rows": cfg.train.eval_rows,
             "tokens": [tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id],
         }
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -179,7 +180,7 @@ def train_multitask_stage(spark: SparkSession, cfg: Config, request: TrainReques
             "window_stride": settings.window_stride, "max_windows": settings.max_windows,
             "encoder": settings.encoder, "cleaning": cfg.preprocess.cleaning.model_dump()}
     model_dir = save_model_dir(model, load_tokenizer(settings.encoder), meta, run_dir / "model")
-    predictor = MultitaskPredictor(model_dir, threads=max(1, cfg.train.torch_threads))
+    predictor = MultitaskPredictor(model_dir, threads=os.cpu_count())  # the driver scores with all its cores
     classes = SENTIMENT_NAMES[snapshot.num_classes]
     predictions = {split: evaluate_split(predictor, _read_split(snapshot, split, cfg.train.eval_rows), len(aspects))
                    for split in ("validation", "test")}
