@@ -103,7 +103,7 @@ def register(
             theirs = champion_f1_on(current.version)
         else:
             theirs = float("inf")
-        promoted = val_f1 > theirs
+        promoted = round(val_f1, 6) > round(theirs, 6)  # as the tag stores it: a tie keeps the champion
         why = (f"validation macro-F1 {val_f1:.4f} vs champion v{current.version} {theirs:.4f}"
                f"{'' if same_rows else ' (champion re-scored on these rows)'}")
     if promoted:
