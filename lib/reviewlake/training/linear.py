@@ -7,6 +7,7 @@ as they load the torch models.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -102,8 +103,6 @@ def train_linear_stage(spark: SparkSession, cfg: Config, request: Any) -> Any:
     val_rows, test_rows = metrics(predictions["validation"], classes), metrics(predictions["test"], classes)
     val_f1 = _macro_f1_labels(predictions["validation"].y_true, predictions["validation"].proba.argmax(1))
     val_ids = sorted(r[0] for r in splits["validation"].select("review_id").collect())
-    import hashlib
-
     val_hash = hashlib.sha256("\n".join(val_ids).encode()).hexdigest()[:16]
     for frame in splits.values():
         frame.unpersist()

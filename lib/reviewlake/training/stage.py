@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from pyspark.sql import SparkSession
 
 from reviewlake import registry
@@ -86,8 +87,6 @@ def _load_snapshot(path: Path) -> Snapshot:
 
 
 def _read_split(snapshot: Snapshot, split: str, limit: int) -> pd.DataFrame:
-    import pyarrow.parquet as pq
-
     files = snapshot.files[split]
     columns = ["review_id", "source", "text_clean", "sentiment", "rating", "aspects"]
     frame = pq.read_table(files, columns=columns).to_pandas() if files else pd.DataFrame(columns=columns)
@@ -172,8 +171,6 @@ def train_multitask_stage(spark: SparkSession, cfg: Config, request: TrainReques
     model = build_model(spec)
     model.load_state_dict(torch.load(result["best_state"], map_location="cpu")["model"])
     aspects = list(cfg.preprocess.labels.aspects)
-    import pyarrow.parquet as pq
-
     rated = pq.read_table(snapshot.files["train"], columns=["rating"]).column("rating").drop_null()
     meta = {"model_type": "multitask", "rating_rows": len(rated), "num_classes": snapshot.num_classes, "label": cfg.train.label,
             "aspects": aspects, "pooling": settings.pooling, "max_length": settings.max_length,
