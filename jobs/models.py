@@ -14,7 +14,7 @@ from reviewlake.ingest import ingest
 from reviewlake.preprocess import preprocess
 from reviewlake.spark import get_spark
 from reviewlake.training.report import accuracy_table, up_to_date
-from reviewlake.training.stage import TrainRequest, train
+from reviewlake.training.stage import TrainRequest, resolved, train
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,13 +30,16 @@ def main(argv: list[str] | None = None) -> int:
     print(preprocess(spark, cfg).summary())
     names = []
     for model in [m for m in args.models.split(",") if m]:
-        request = TrainRequest(model=model, backend=cfg.train.backend, num_proc=cfg.train.num_proc,
-                               local_mode=cfg.train.local_mode, use_gpu=cfg.train.use_gpu)
-        done = None if args.force else up_to_date(spark, cfg, model)
-        if done:
-            print(f"{model}: champion {done} is up to date with silver and the training settings; reused")
-        else:
-            print(train(spark, cfg, request).summary())
+        # The multitask model once per candidate (train.candidates); the best on validation is champion.
+        for candidate in [None, *cfg.train.candidates] if model == "multitask" else [None]:
+            request = TrainRequest(model=model, backend=cfg.train.backend, num_proc=cfg.train.num_proc,
+                                   local_mode=cfg.train.local_mode, use_gpu=cfg.train.use_gpu, candidate=candidate)
+            label = f"{model} ({candidate})" if candidate else model
+            done = None if args.force else up_to_date(spark, resolved(cfg, candidate), model)
+            if done:
+                print(f"{label}: {done} was trained on this silver version with these settings; reused")
+            else:
+                print(f"{label}: " + train(spark, cfg, request).summary())
         names.append(f"{cfg.registry.prefix}{model}")
     print(accuracy_table(spark, cfg, names))
     return 0

@@ -49,4 +49,5 @@ if ! ls "$jars"/delta-spark_2.13-"$delta_version".jar >/dev/null 2>&1; then
       -DincludeScope=runtime -DexcludeArtifactIds=scala-library
 fi
 "$root/scripts/fetch_data.sh" "$venv/bin/python" "$cache/data"
-echo "bootstrap: ready ($venv, jars in $jars, labeled-review wheels in $cache/data)"
+"$root/scripts/fetch_encoders.sh" "$venv/bin/python" "$cache/encoders"
+echo "bootstrap: ready ($venv, jars in $jars, labeled-review wheels in $cache/data, encoders in $cache/encoders)"

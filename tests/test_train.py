@@ -55,10 +55,13 @@ def silver(spark: SparkSession, spark_home: Path, home: Path) -> Config:
 
 
 def loop_spec(spark: SparkSession, cfg: Config, run_dir: Path, threads: int) -> dict[str, object]:
-    """A spec for one process of the train loop, the tiny encoder, over a fresh snapshot of silver."""
+    """A spec for one process of the train loop, the tiny encoder, over a fresh snapshot of silver (its
+    description in ``snapshot.json`` beside it, as the train stage writes it)."""
     from reviewlake.models.multitask import load_tokenizer
+    from reviewlake.training.stage import _snapshot_meta
 
     snap = write_snapshot(spark, cfg, run_dir / "data", "tiny", 64, None, [], parts=2)
+    (run_dir / "snapshot.json").write_text(json.dumps(_snapshot_meta(snap)))
     tok = load_tokenizer("tiny")
     return {"run_id": run_dir.name, "model": cfg.train.multitask.model_dump(), "num_classes": 2, "num_aspects": 10,
             "class_weights": snap.class_weights, "files": snap.files, "checkpoint_dir": str(run_dir),
@@ -73,6 +76,52 @@ def test_loop_trains_in_one_process_and_checkpoints(spark: SparkSession, silver:
     assert result["steps"] == result["planned_steps"] == 3 * result["steps_per_epoch"]
     assert result["best_val_macro_f1"] > 0.75, result["history"]
     assert (home / "loop" / "latest.pt").exists() and (home / "loop" / "best.pt").exists()
+
+
+def test_encode_gives_each_row_its_own_pooled_vector() -> None:
+    """Rows are encoded shortest first in batches; each vector must land back on its own row."""
+    import numpy as np
+    import torch
+
+    from reviewlake.models.multitask import MultiTaskModel, load_encoder
+    from reviewlake.training.loop import Shard, collate, encode
+
+    torch.manual_seed(0)
+    model = MultiTaskModel(load_encoder("tiny"), 2, 10)
+    ids = [np.arange(5, 5 + n) for n in (9, 2, 30, 4, 17)]
+    shard = Shard(ids, np.zeros(5, np.int64), np.full(5, np.nan, np.float32), np.zeros((5, 10), np.float32))
+    got = encode(model, shard, 64, (101, 102, 0), batch_size=2, device=torch.device("cpu"))
+    model.eval()
+    with torch.no_grad():
+        for i, x in enumerate(ids):
+            one = collate([x], 101, 102, 0)
+            assert torch.allclose(got[i], model.pool(one["input_ids"], one["attention_mask"])[0], atol=1e-5)
+
+
+def test_heads_only_epochs_train_on_vectors_encoded_once(spark: SparkSession, silver: Config, home: Path,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    spec = loop_spec(spark, silver, home / "cached", threads=2)
+    spec["model"] = {**spec["model"], "head_epochs": 4, "epochs": 1, "patience": 1}
+    with caplog.at_level("INFO", logger="reviewlake.training.loop"):
+        result = train_multitask(spec)
+    assert "encoded" in caplog.text and "once for the heads-only epochs" in caplog.text
+    phases = [h["phase"] for h in result["history"]]
+    # Patience 1 may end the heads-only phase early; fine-tuning always follows it.
+    assert phases[-1] == "top2" and set(phases[:-1]) == {"heads"} and 1 <= len(phases) - 1 <= 4
+    assert result["best_val_macro_f1"] > 0.75, result["history"]
+
+
+def test_candidates_are_multitask_settings_over_the_defaults(silver: Config) -> None:
+    from reviewlake.config import TrainSettings
+
+    settings = silver.train.model_copy(update={"candidates": {"wide": {"max_length": 96, "epochs": 0}}})
+    wide = settings.candidate("wide")
+    assert (wide.multitask.max_length, wide.multitask.epochs, wide.multitask.encoder) == (96, 0, "tiny")
+    assert wide.candidates == {} and settings.candidate(None).multitask == settings.multitask
+    with pytest.raises(ValueError, match="unknown candidate 'narrow' \\(train.candidates: wide\\)"):
+        settings.candidate("narrow")
+    with pytest.raises(ValueError, match="epochz"):
+        TrainSettings.model_validate({"candidates": {"bad": {"epochz": 1}}})
 
 
 @pytest.fixture(scope="module")
@@ -95,12 +144,27 @@ def test_torch_distributor_registers_evaluates_and_predicts(spark: SparkSession,
     out = model.predict(pd.DataFrame({"text": ["great value, works perfectly, love it", ""]}))
     assert list(out["status"]) == ["ok", "empty_text"]
     assert out["sentiment"][0] in ("negative", "positive") and 1.0 <= out["rating_pred"][0] <= 5.0
-    # A second version chosen on the same validation rows becomes champion only if it is better.
-    second = train(spark, cfg, TrainRequest(model="multitask", backend="torch-distributor", num_proc=1,
-                                            local_mode=True, use_gpu=False, name="t-multitask", epochs=0))
+    # A second version (a candidate: heads only), chosen on the same validation rows, becomes champion
+    # only if it is better.
+    with_candidate = cfg.model_copy(update={"train": cfg.train.model_copy(
+        update={"candidates": {"heads-only": {"epochs": 0}}})})
+    second = train(spark, with_candidate, TrainRequest(model="multitask", backend="torch-distributor", num_proc=1,
+                                                       local_mode=True, use_gpu=False, name="t-multitask",
+                                                       candidate="heads-only"))
     assert second.version == "2"
+    tags = registry.configure(cfg).get_model_version("t-multitask", "2").tags
+    assert tags["candidate"] == "heads-only" and [h["phase"] for h in second_history(cfg, second)] == ["heads"]
     assert second.promoted == (second.val_macro_f1 > first.val_macro_f1)
     assert "vs champion v1" in second.why
+
+
+def second_history(cfg: Config, report: TrainReport) -> list[dict[str, object]]:
+    """The per-epoch history a registered run logged in its config.json."""
+    import mlflow
+
+    run = mlflow.get_run(registry.configure(cfg).get_model_version(report.name, report.version).run_id)
+    logged = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/config.json")
+    return list(logged["result"]["history"])
 
 
 def test_too_many_processes_fail_at_once(spark: SparkSession, silver: Config) -> None:
@@ -149,17 +213,19 @@ def test_predict_job_on_text_and_csv(silver: Config, first: TrainReport, home: P
 
 
 def test_a_killed_run_resumes_from_its_checkpoint(spark: SparkSession, silver: Config, home: Path) -> None:
-    """SIGKILL a training process after its first checkpoint; the resumed run continues from that step."""
+    """SIGKILL a training process after its first checkpoint; ``train --resume RUN_ID`` continues from
+    that step, through TorchDistributor, and registers the model."""
     import torch
 
-    spec = loop_spec(spark, silver, home / "killed", threads=1)
-    (home / "killed" / "spec.json").write_text(json.dumps(spec))
+    run_dir = silver.paths.checkpoints / "killed-run"
+    spec = loop_spec(spark, silver, run_dir, threads=1)
+    (run_dir / "spec.json").write_text(json.dumps(spec))
     proc = subprocess.Popen(
         [str(REPO / ".venv" / "bin" / "python"), "-c",
          "import json, sys; from reviewlake.training.loop import train_multitask; "
-         "train_multitask(json.load(open(sys.argv[1])))", str(home / "killed" / "spec.json")],
+         "train_multitask(json.load(open(sys.argv[1])))", str(run_dir / "spec.json")],
         env={**os.environ, "PYTHONPATH": str(REPO / "lib")}, start_new_session=True)
-    latest = home / "killed" / "latest.pt"
+    latest = run_dir / "latest.pt"
     deadline = time.time() + 240
     while not latest.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.2)
@@ -168,9 +234,10 @@ def test_a_killed_run_resumes_from_its_checkpoint(spark: SparkSession, silver: C
     assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
     saved_step = torch.load(latest, weights_only=False)["state"]["step"]
     assert saved_step >= 10 and saved_step % 10 == 0
-    result = train_multitask({**spec, "resume": True})
-    assert result["resumed_from_step"] == saved_step
-    assert result["steps"] == result["planned_steps"] == 3 * result["steps_per_epoch"]
+    report = train(spark, silver, TrainRequest(model="multitask", backend="torch-distributor", num_proc=1,
+                                               local_mode=True, use_gpu=False, name="t-resumed", resume="killed-run"))
+    assert report.resumed_from_step == saved_step and f"resumed at step {saved_step}" in report.summary()
+    assert report.steps == 3 * (report.rows["train"] // 16) and report.version == "1"
 
 
 @pytest.mark.slow

@@ -227,7 +227,10 @@ class MultitaskSettings(_Strict):
     clip_norm: float = Field(1.0, gt=0)
     dropout: float = Field(0.3, ge=0, lt=1)
     loss_weights: LossWeights = LossWeights()
-    patience: int = Field(2, ge=1)               # epochs without a better validation macro-F1
+    patience: int = Field(2, ge=1)               # epochs without a better validation macro-F1 end a phase
+    # Heads-only epochs after the first reuse the frozen encoder's pooled vectors, computed once, when
+    # they fit in this much memory per process (0 = never).
+    feature_cache_mb: int = Field(2048, ge=0)
     # Long texts at prediction time: windows of max_length tokens, this many overlapping.
     window_stride: int = Field(96, ge=1)
     max_windows: int = Field(8, ge=1)
@@ -249,6 +252,30 @@ class TrainSettings(_Strict):
     sources: list[str] = Field(default_factory=list)   # silver sources to train on; [] = all
     linear: LinearSettings = LinearSettings()
     multitask: MultitaskSettings = MultitaskSettings()
+    # Other multitask settings to train as versions of the same model (name -> fields over
+    # `multitask`), e.g. another encoder: `train --candidate NAME` trains one, `make models` all of
+    # them, and the champion alias goes to whichever is best on validation.
+    candidates: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("candidates")
+    @classmethod
+    def _candidates_are_settings(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name, fields in value.items():
+            if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
+                raise ValueError(f"candidate name '{name}': use lower-case letters, digits, '-' and '_'")
+            MultitaskSettings.model_validate(fields)
+        return value
+
+    def candidate(self, name: str | None) -> "TrainSettings":
+        """These settings with candidate ``name``'s fields over ``multitask`` (None: as they are), and
+        no candidates of their own: what one training run of that candidate uses."""
+        if name is None:
+            return self.model_copy(update={"candidates": {}})
+        if name not in self.candidates:
+            known = ", ".join(sorted(self.candidates)) or "none are configured"
+            raise ValueError(f"unknown candidate '{name}' (train.candidates: {known})")
+        merged = _merge(self.multitask.model_dump(), self.candidates[name])
+        return self.model_copy(update={"multitask": MultitaskSettings.model_validate(merged), "candidates": {}})
 
 
 class RegistrySettings(_Strict):

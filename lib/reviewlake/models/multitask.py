@@ -87,9 +87,15 @@ class MultiTaskModel(nn.Module):
         mask = attention_mask.unsqueeze(-1).to(states.dtype)
         return (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        pooled = self.dropout(self.pool(input_ids, attention_mask))
+    def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
+                pooled: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The heads over the pooled encoding of the tokens, or over ``pooled`` when given (features the
+        frozen encoder computed once: see the training loop's feature cache)."""
+        if pooled is None:
+            if input_ids is None or attention_mask is None:
+                raise ValueError("forward needs input_ids and attention_mask, or pooled")
+            pooled = self.pool(input_ids, attention_mask)
+        pooled = self.dropout(pooled)
         rating = 1.0 + 4.0 * torch.sigmoid(self.rating(pooled).squeeze(-1))
         return self.sentiment(pooled), rating, self.aspects(pooled)
 

@@ -79,26 +79,52 @@ def read_shard(files: list[str], rank: int, world: int, reader: str) -> Shard:
     return _to_shard(out)
 
 
-def batches(shard: Shard, batch_size: int, steps: int, seed: int, max_len: int, cls: int, sep: int, pad: int,
-            start: int = 0) -> Iterator[dict[str, torch.Tensor]]:
-    """``steps`` shuffled batches (the order fixed by ``seed``), from batch ``start`` on, padded per batch.
+def batch_rows(lengths: np.ndarray, batch_size: int, steps: int, seed: int, start: int = 0) -> Iterator[np.ndarray]:
+    """Row indices of ``steps`` shuffled batches (the order fixed by ``seed``), from batch ``start`` on.
 
     Rows are shuffled, sorted by length within windows of 50 batches (so a batch pads to similar
     lengths: short snippets and full reviews are not mixed), and the batches shuffled again.
     """
     rng = np.random.default_rng(seed)
-    order = rng.permutation(len(shard))[:steps * batch_size]
-    lengths = np.asarray([min(len(x), max_len) for x in shard.ids])
+    order = rng.permutation(len(lengths))[:steps * batch_size]
     window = batch_size * 50
     order = np.concatenate([chunk[np.argsort(lengths[chunk], kind="stable")]
                             for chunk in np.split(order, range(window, len(order), window))]) if len(order) else order
     for b in rng.permutation(steps)[start:]:
-        rows = order[b * batch_size:(b + 1) * batch_size]
-        yield collate([shard.ids[i][:max_len - 2] for i in rows], cls, sep, pad) | {
-            "sentiment": torch.from_numpy(shard.sentiment[rows]),
-            "rating": torch.from_numpy(shard.rating[rows]),
-            "aspects": torch.from_numpy(shard.aspects[rows]),
-        }
+        yield order[b * batch_size:(b + 1) * batch_size]
+
+
+def targets(shard: Shard, rows: np.ndarray) -> dict[str, torch.Tensor]:
+    return {"sentiment": torch.from_numpy(shard.sentiment[rows]), "rating": torch.from_numpy(shard.rating[rows]),
+            "aspects": torch.from_numpy(shard.aspects[rows])}
+
+
+def batches(shard: Shard, batch_size: int, steps: int, seed: int, max_len: int, cls: int, sep: int, pad: int,
+            start: int = 0) -> Iterator[dict[str, torch.Tensor]]:
+    """Token batches (padded per batch) and targets of :func:`batch_rows`."""
+    lengths = np.asarray([min(len(x), max_len) for x in shard.ids])
+    for rows in batch_rows(lengths, batch_size, steps, seed, start):
+        yield collate([shard.ids[i][:max_len - 2] for i in rows], cls, sep, pad) | targets(shard, rows)
+
+
+def encode(model: MultiTaskModel, shard: Shard, max_len: int, tokens: tuple[int, int, int], batch_size: int,
+           device: torch.device) -> torch.Tensor:
+    """The frozen encoder's pooled vector of every row (eval mode, no dropout), in row order.
+
+    Rows are encoded shortest first, so a batch pads little.
+    """
+    out = torch.empty((len(shard), int(getattr(model.encoder, "config").hidden_size)), dtype=torch.float32)
+    order = np.argsort([len(x) for x in shard.ids], kind="stable")
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for b in range(0, len(order), batch_size):
+            rows = order[b:b + batch_size]
+            batch = collate([shard.ids[i][:max_len - 2] for i in rows], *tokens)
+            out[torch.from_numpy(rows)] = model.pool(batch["input_ids"].to(device),
+                                                     batch["attention_mask"].to(device)).float().cpu()
+    model.train(was_training)
+    return out
 
 
 def collate(ids: list[np.ndarray], cls: int, sep: int, pad: int) -> dict[str, torch.Tensor]:
@@ -268,13 +294,23 @@ def train_multitask(spec: dict[str, Any]) -> dict[str, Any]:
     optimizer: torch.optim.Optimizer = torch.optim.AdamW([
         {"params": ps, "lr": m["head_lr"] if head else m["lr"], "weight_decay": m["weight_decay"] if decay else 0.0}
         for (head, decay), ps in sorted(groups.items())])
-    warmup = max(1, int(m["warmup_share"] * planned))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (planned - s) / max(1, planned - warmup))))
+    head_steps = min(planned, steps_per_epoch * m["head_epochs"])
+    # Each phase has its own schedule: linear warm-up over warmup_share of its steps, then linear decay
+    # to zero at its end. ``bounds`` is the current phase's first step and end step.
+    bounds = [0, head_steps if head_steps else planned]
+
+    def factor(step: int) -> float:
+        length = max(1, bounds[1] - bounds[0])
+        warm = max(1, int(m["warmup_share"] * length))
+        at = step - bounds[0]
+        return min((at + 1) / warm, max(0.0, (length - at) / max(1, length - warm)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     class_weights = torch.tensor(spec["class_weights"], dtype=torch.float32, device=comm.device)
     weights = (m["loss_weights"]["sentiment"], m["loss_weights"]["rating"], m["loss_weights"]["aspects"])
 
-    state: dict[str, Any] = {"step": 0, "epoch": 0, "batch": 0, "best": -1.0, "bad_epochs": 0, "history": []}
+    state: dict[str, Any] = {"step": 0, "epoch": 0, "batch": 0, "best": -1.0, "bad_epochs": 0, "history": [],
+                             "phase": None, "phase_start": 0}
     resumed_from = 0
     if spec.get("resume") and latest.exists():
         saved = torch.load(latest, map_location="cpu", weights_only=False)
@@ -292,6 +328,13 @@ def train_multitask(spec: dict[str, Any]) -> dict[str, Any]:
             _save({"model": model.state_dict(), "optimizer": opt.state_dict(),
                    "scheduler": scheduler.state_dict(), "state": state, "spec_run": spec["run_id"]}, latest)
 
+    # Heads-only epochs after the first reuse the frozen encoder's pooled vectors, computed once per
+    # process, when they fit in feature_cache_mb: each such epoch then takes seconds, not an encoder pass.
+    hidden = int(getattr(model.encoder, "config").hidden_size)
+    use_cache = (m["head_epochs"] > 1 and head_steps > steps_per_epoch
+                 and (len(train) + len(validation)) * hidden * 4 <= m["feature_cache_mb"] * 2 ** 20)
+    features: dict[str, torch.Tensor] = {}
+
     def evaluate() -> float:
         model.eval()
         k = spec["num_classes"]
@@ -300,8 +343,11 @@ def train_multitask(spec: dict[str, Any]) -> dict[str, Any]:
         with torch.no_grad():
             for b in range(0, n, m["eval_batch_size"]):
                 rows = range(b, min(n, b + m["eval_batch_size"]))
-                batch = collate([validation.ids[i][:m["max_length"] - 2] for i in rows], *tokens)
-                logits = model(batch["input_ids"].to(comm.device), batch["attention_mask"].to(comm.device))[0]
+                if "validation" in features:
+                    logits = model(pooled=features["validation"][b:b + len(rows)].to(comm.device))[0]
+                else:
+                    batch = collate([validation.ids[i][:m["max_length"] - 2] for i in rows], *tokens)
+                    logits = model(batch["input_ids"].to(comm.device), batch["attention_mask"].to(comm.device))[0]
                 truth = torch.from_numpy(validation.sentiment[list(rows)])
                 pred = logits.argmax(-1).cpu()
                 for t, p in zip(truth[truth >= 0].tolist(), pred[truth >= 0].tolist()):
@@ -318,20 +364,44 @@ def train_multitask(spec: dict[str, Any]) -> dict[str, Any]:
         # frozen in the current phase get a zero gradient from Horovod, dropped before the step.
         model.set_trainable(m["unfreeze_layers"] if m["epochs"] > 0 else 0)
         trainer, opt = comm.trainer(model, optimizer)
+    lengths = np.asarray([min(len(x), m["max_length"]) for x in train.ids])
+    busy = 0.0  # seconds in training steps (batches, forward, backward, step), for throughput
     clock = time.perf_counter()
     while state["epoch"] < epochs and state["step"] < planned:
-        top = 0 if state["epoch"] < m["head_epochs"] else m["unfreeze_layers"]
-        if top != phase:
+        stage = 0 if state["epoch"] < m["head_epochs"] else 1  # heads only, then fine-tuning
+        top = 0 if stage == 0 else m["unfreeze_layers"]
+        if stage != phase:
             model.set_trainable(top)
             if comm.kind != "horovod":
                 trainer, opt = comm.trainer(model, opt)
-            phase = top
+            phase = stage
+            if state["phase"] != stage:  # a new phase, not one resumed
+                state["phase"], state["phase_start"] = stage, state["step"]
+            end = head_steps if stage == 0 else min(planned, state["phase_start"] + steps_per_epoch * m["epochs"])
+            bounds[:] = [state["phase_start"], end]
+            for group, base in zip(optimizer.param_groups, scheduler.base_lrs):
+                group["lr"] = base * factor(state["step"])
+            features.clear()
+            if stage == 0 and use_cache:
+                clock = time.perf_counter()
+                for name, shard in (("train", train), ("validation", validation)):
+                    features[name] = encode(model, shard, m["max_length"], tokens, m["eval_batch_size"], comm.device)
+                if comm.rank == 0:
+                    log.info("encoded %d rows once for the heads-only epochs (%.1f rows/s per process)",
+                             len(train) + len(validation),
+                             (len(train) + len(validation)) / (time.perf_counter() - clock))
+                clock = time.perf_counter()
         model.train()
         seen = 0
-        for batch in batches(train, m["batch_size"], steps_per_epoch, spec["seed"] + state["epoch"], m["max_length"],
-                             tokens[0], tokens[1], tokens[2], start=state["batch"]):
-            batch = {k: v.to(comm.device) for k, v in batch.items()}
-            outputs = trainer(batch["input_ids"], batch["attention_mask"])
+        started = time.perf_counter()
+        for rows in batch_rows(lengths, m["batch_size"], steps_per_epoch, spec["seed"] + state["epoch"],
+                               start=state["batch"]):
+            if "train" in features:
+                inputs = {"pooled": features["train"][torch.from_numpy(rows)]}
+            else:
+                inputs = collate([train.ids[i][:m["max_length"] - 2] for i in rows], *tokens)
+            batch = {k: v.to(comm.device) for k, v in (inputs | targets(train, rows)).items()}
+            outputs = trainer(**{k: batch[k] for k in inputs})
             loss, parts = multitask_loss(outputs, batch["sentiment"], batch["rating"], batch["aspects"], weights,
                                          class_weights)
             opt.zero_grad()
@@ -350,7 +420,7 @@ def train_multitask(spec: dict[str, Any]) -> dict[str, Any]:
             scheduler.step()
             state["step"] += 1
             state["batch"] += 1
-            seen += len(batch["input_ids"])
+            seen += len(rows)
             if comm.rank == 0 and state["step"] % 10 == 0:
                 log.info("step %d/%d epoch %d loss %.4f (%.1f samples/s per process)", state["step"], planned,
                          state["epoch"], parts["loss"], seen / (time.perf_counter() - clock))
@@ -358,12 +428,13 @@ def train_multitask(spec: dict[str, Any]) -> dict[str, Any]:
                 checkpoint()
             if state["step"] >= planned:
                 break
+        busy += time.perf_counter() - started
         if state["batch"] < steps_per_epoch and state["step"] >= planned:
             break  # stopped by max_steps inside the epoch
         f1 = evaluate()
         improved = f1 > state["best"]
         state["history"].append({"epoch": state["epoch"], "step": state["step"], "val_macro_f1": f1,
-                                 "phase": "heads" if top == 0 else f"top{top}"})
+                                 "phase": "heads" if stage == 0 else f"top{top}"})
         if comm.rank == 0:
             log.info("epoch %d: validation macro-F1 %.4f%s", state["epoch"], f1, " (best)" if improved else "")
         if improved:
@@ -374,8 +445,16 @@ def train_multitask(spec: dict[str, Any]) -> dict[str, Any]:
             state["bad_epochs"] += 1
         state["epoch"] += 1
         state["batch"] = 0
+        stop = False
+        if state["bad_epochs"] >= m["patience"]:  # patience ends the heads-only phase, or the run
+            if stage == 0 and m["epochs"] > 0:
+                state["epoch"] = max(state["epoch"], m["head_epochs"])
+            else:
+                stop = True
+        if stage == 0 and state["epoch"] >= m["head_epochs"]:
+            state["bad_epochs"] = 0  # fine-tuning counts its own epochs without improvement
         checkpoint()
-        if state["bad_epochs"] >= m["patience"]:
+        if stop:
             break
         clock = time.perf_counter()
     if state["best"] < 0 and comm.rank == 0:  # stopped before any evaluation
@@ -383,4 +462,6 @@ def train_multitask(spec: dict[str, Any]) -> dict[str, Any]:
     comm.close()
     return {"best_val_macro_f1": state["best"], "best_state": str(best_path), "steps": state["step"],
             "planned_steps": planned, "resumed_from_step": resumed_from, "history": state["history"],
-            "world_size": comm.world, "steps_per_epoch": steps_per_epoch}
+            "world_size": comm.world, "steps_per_epoch": steps_per_epoch,
+            # this run's training samples over all ranks, and the returning rank's seconds in training steps
+            "samples": (state["step"] - resumed_from) * m["batch_size"] * comm.world, "train_seconds": busy}

@@ -27,16 +27,18 @@ def train_fingerprint(cfg: Config) -> str:
 
 
 def up_to_date(spark: SparkSession, cfg: Config, model_type: str) -> str | None:
-    """``NAME vVERSION`` of the champion if it was trained on the current silver with these settings."""
+    """``NAME vVERSION`` of a registered version trained on the current silver with these (resolved)
+    training settings, if there is one."""
     client = registry.configure(cfg)
     name = registry.model_name(cfg, model_type)
-    current = registry.champion(client, name, cfg.registry.alias)
-    if current is None or not spark.catalog.tableExists(cfg.table("silver")):
+    if not spark.catalog.tableExists(cfg.table("silver")):
         return None
     version = tables.table_version(DeltaTable.forName(spark, cfg.table("silver")))
-    same = (current.tags.get("silver_version") == str(version)
-            and current.tags.get("train_config") == train_fingerprint(cfg))
-    return f"{name} v{current.version}" if same else None
+    fingerprint = train_fingerprint(cfg)
+    for found in client.search_model_versions(f"name = '{name}'"):
+        if found.tags.get("silver_version") == str(version) and found.tags.get("train_config") == fingerprint:
+            return f"{name} v{found.version}"
+    return None
 
 
 def accuracy_table(spark: SparkSession, cfg: Config, names: list[str]) -> str:

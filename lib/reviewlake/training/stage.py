@@ -48,6 +48,7 @@ class TrainRequest:
     promote: bool = False
     max_steps: int | None = None
     sources: list[str] = field(default_factory=list)
+    candidate: str | None = None      # one of train.candidates (multitask); None: train.multitask as it is
 
 
 @dataclass
@@ -71,7 +72,8 @@ class TrainReport:
         return (f"{self.model} -> {self.name} v{self.version} ({'champion' if self.promoted else 'not promoted'}: "
                 f"{self.why}); silver v{self.silver_version}, rows {self.rows}; validation macro-F1 "
                 f"{self.val_macro_f1:.4f}; test accuracy " + ", ".join(f"{s} {a:.4f}" for s, a in accuracy.items())
-                + f"; {self.seconds:.0f}s")
+                + (f"; resumed at step {self.resumed_from_step}" if self.resumed_from_step else "")
+                + f"; {self.steps} steps; {self.seconds:.0f}s")
 
 
 def _snapshot_meta(snapshot: Snapshot) -> dict[str, Any]:
@@ -107,10 +109,18 @@ def evaluate_split(predictor: Any, frame: pd.DataFrame, aspects: int) -> Any:
     )
 
 
+def resolved(cfg: Config, candidate: str | None) -> Config:
+    """``cfg`` with the training settings of ``candidate`` (see ``TrainSettings.candidate``)."""
+    return cfg.model_copy(update={"train": cfg.train.candidate(candidate)})
+
+
 def train(spark: SparkSession, cfg: Config, request: TrainRequest) -> TrainReport:
     """Run one training request end to end; see the module docstring."""
     if request.model not in MODEL_TYPES:
         raise ValueError(f"unknown model '{request.model}'; one of: {', '.join(MODEL_TYPES)}")
+    if request.candidate is not None and request.model != "multitask":
+        raise ValueError(f"--candidate applies to multitask, not {request.model}")
+    cfg = resolved(cfg, request.candidate)
     if request.model == "linear":
         from reviewlake.training.linear import train_linear_stage
 
@@ -190,7 +200,8 @@ def train_multitask_stage(spark: SparkSession, cfg: Config, request: TrainReques
     with mlflow.start_run(run_name=f"{request.model} {run_id}") as run:
         mlflow.log_params({"model_type": request.model, "backend": request.backend, "num_proc": request.num_proc,
                            "encoder": settings.encoder, "silver_version": snapshot.silver_version,
-                           "label": cfg.train.label, "checkpoint_run": run_id, **{
+                           "label": cfg.train.label, "checkpoint_run": run_id,
+                           "candidate": request.candidate or "default", **{
                                f"multitask.{k}": v for k, v in settings.model_dump().items()}})
         mlflow.log_dict({"train": cfg.train.model_dump(mode="json"), "preprocess": cfg.preprocess.model_dump(
             mode="json"), "snapshot": _snapshot_meta(snapshot), "result": result}, "config.json")
@@ -209,7 +220,8 @@ def train_multitask_stage(spark: SparkSession, cfg: Config, request: TrainReques
         tags = {"model_type": request.model, "silver_version": str(snapshot.silver_version),
                 "sources": ",".join(sorted({s for v in snapshot.rows_by_source.values() for s in v})),
                 "rows": json.dumps(snapshot.rows_by_source), "encoder": settings.encoder,
-                "backend": request.backend, "train_config": train_fingerprint(cfg)}
+                "backend": request.backend, "train_config": train_fingerprint(cfg),
+                "candidate": request.candidate or "default"}
 
         def champion_f1(version: str) -> float:
             other = registry.load(cfg, f"{name}/{version}")

