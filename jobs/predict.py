@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from reviewlake import cli, registry
-from reviewlake.predict import as_json, predict_csv, predict_texts
+from reviewlake.predict import as_json, check_csv, predict_csv, predict_texts
 from reviewlake.spark import get_spark
 
 
@@ -26,13 +26,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.input is not None and args.output is None:
         p.error("--input needs --output")
     cfg = cli.config(args)
+    if args.input is not None:
+        check_csv(args.input)
+    model = registry.load(cfg, args.model)  # a bad input or model fails here, before Spark starts
     spark = get_spark(cfg, "reviewlake predict")
     if args.text is not None:
-        model = registry.load(cfg, args.model)
         row = predict_texts(spark, cfg, model, pd.Series([args.text])).iloc[0]
         print(json.dumps({"model": args.model, "text": args.text, **as_json(row)}, indent=2))
         return 0
-    rows = predict_csv(spark, cfg, args.model, args.input, args.output, args.spark_above)
+    rows = predict_csv(spark, cfg, args.model, model, args.input, args.output, args.spark_above)
     print(f"scored {rows:,} rows of {args.input} with {args.model} into {args.output}")
     return 0
 

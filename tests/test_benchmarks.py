@@ -14,9 +14,9 @@ from tests.conftest import REPO
 FULL = os.environ.get("REVIEWLAKE_FULL") == "1"
 
 
-def run_benchmark(script: str, smoke_rows: int, workdir: object) -> str:
-    """Run a benchmark script (smoke size unless REVIEWLAKE_FULL=1) and return what it printed."""
-    args = [] if FULL else ["--rows", str(smoke_rows)]
+def run_benchmark(script: str, smoke_rows: int, workdir: object, *smoke: str) -> str:
+    """Run a benchmark script (smoke size and options unless REVIEWLAKE_FULL=1) and return what it printed."""
+    args = [] if FULL else ["--rows", str(smoke_rows), *smoke]
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), *args, "--workdir", str(workdir)],
                           capture_output=True, text=True, timeout=3600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -39,3 +39,16 @@ def test_preprocess_benchmark_prints_rates_and_step_shares(tmp_path: object) -> 
     assert re.search(r"preprocess: [\d,]+ bronze rows -> [\d,]+ silver rows in [\d.]+s \([\d,]+ rows/s per core", out)
     shares = [float(x) for x in re.findall(r"s\s+(\d+\.\d)%", out)]
     assert len(shares) == 5 and 99.0 <= sum(shares) <= 101.0
+
+
+@pytest.mark.slow
+def test_train_benchmark_prints_loader_and_backend_ratios(tmp_path: object) -> None:
+    out = run_benchmark("train.py", 1_500, tmp_path, "--encoder", "tiny", "--steps", "5")
+    for reader in ("pyarrow", "petastorm"):
+        assert re.search(rf"loader {reader}\s+[\d,]+ rows,\s+[\d,]+ rows/s", out)
+    for label in ("torch-distributor x1", "torch-distributor x2", "horovod x2"):
+        assert re.search(rf"train {label}\s+[\d,]+ samples in\s+[\d.]+s of steps:\s+[\d.]+ samples/s", out)
+    for ratio in (r"pyarrow/petastorm loader rows/s", r"torch-distributor 2 procs / 1 proc samples/s",
+                  r"horovod / torch-distributor at 2 procs samples/s"):
+        found = re.search(rf"ratio {ratio}: (\d+\.\d+)", out)
+        assert found and float(found.group(1)) > 0, out

@@ -158,6 +158,20 @@ def test_torch_distributor_registers_evaluates_and_predicts(spark: SparkSession,
     assert "vs champion v1" in second.why
 
 
+def test_check_scores_product_reviews_and_long_reviews_both_ways(spark: SparkSession, silver: Config,
+                                                                  first: TrainReport) -> None:
+    from reviewlake.checks import check_model
+
+    report = check_model(spark, silver, "t-multitask@champion")
+    assert report.product_rows == 40 and 0.0 <= report.product_accuracy <= 1.0
+    assert len(report.product_misses) == round(40 * (1 - report.product_accuracy))
+    # max_length 64: generated reviews of more than 62 tokens are scored with and without windows.
+    assert [source for source, *_ in report.long] == ["amazon-2023"]
+    _, rows, windows, first_only = report.long[0]
+    assert rows > 0 and 0.0 <= windows <= 1.0 and 0.0 <= first_only <= 1.0
+    assert "with the first window only" in report.summary()
+
+
 def second_history(cfg: Config, report: TrainReport) -> list[dict[str, object]]:
     """The per-epoch history a registered run logged in its config.json."""
     import mlflow

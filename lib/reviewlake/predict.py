@@ -157,20 +157,25 @@ def predict_texts(spark: Any, cfg: Any, model: Any, texts: pd.Series) -> pd.Data
     return model.predict(pd.DataFrame({"text": clean_texts(spark, cfg, texts)}, index=texts.index))
 
 
-def predict_csv(spark: Any, cfg: Any, reference: str, source: Path, target: Path, spark_above: int) -> int:
-    """Score a CSV with a ``text`` column into ``target``: every input column plus the predictions.
-
-    Files of up to ``spark_above`` rows are scored in this process; larger ones through Spark,
-    the model loaded once per task.
-    """
-    from reviewlake import registry
-
+def check_csv(source: Path) -> None:
+    """Fail in one line unless ``source`` is a CSV file with a ``text`` column."""
     if not source.is_file():
         raise FileNotFoundError(f"input file {source} does not exist")
     header = pd.read_csv(source, nrows=0, dtype=str).columns
     if "text" not in header:
         raise ValueError(f"{source}: no 'text' column (it has {list(header)})")
-    model = registry.load(cfg, reference)
+
+
+def predict_csv(spark: Any, cfg: Any, reference: str, model: Any, source: Path, target: Path,
+                spark_above: int) -> int:
+    """Score a CSV with a ``text`` column into ``target``: every input column plus the predictions.
+
+    Files of up to ``spark_above`` rows are scored in this process with ``model`` (the loaded
+    pyfunc of ``reference``); larger ones through Spark, the model loaded once per task.
+    """
+    from reviewlake import registry
+
+    check_csv(source)
     added = ["status", "sentiment", "sentiment_prob", "rating_pred", "aspects"]
     rows = sum(1 for _ in open(source, "rb")) - 1
     if rows <= spark_above:
