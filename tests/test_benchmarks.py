@@ -26,8 +26,8 @@ def run_benchmark(script: str, smoke_rows: int, workdir: object, *smoke: str) ->
 
 @pytest.mark.slow
 def test_ingest_benchmark_prints_its_ratio(tmp_path: object) -> None:
-    out = run_benchmark("ingest.py", 20_000, tmp_path)
-    rows = 1_000_000 if FULL else 20_000
+    out = run_benchmark("ingest.py", 5_000, tmp_path)
+    rows = 1_000_000 if FULL else 5_000
     assert f"{rows:,} rows in" in out
     ratio = re.search(r"ratio spark/pandas rows/s: (\d+\.\d+)", out)
     assert ratio and float(ratio.group(1)) > 0
@@ -35,7 +35,7 @@ def test_ingest_benchmark_prints_its_ratio(tmp_path: object) -> None:
 
 @pytest.mark.slow
 def test_preprocess_benchmark_prints_rates_and_step_shares(tmp_path: object) -> None:
-    out = run_benchmark("preprocess.py", 5_000, tmp_path)
+    out = run_benchmark("preprocess.py", 2_000, tmp_path)
     assert re.search(r"preprocess: [\d,]+ bronze rows -> [\d,]+ silver rows in [\d.]+s \([\d,]+ rows/s per core", out)
     shares = [float(x) for x in re.findall(r"s\s+(\d+\.\d)%", out)]
     assert len(shares) == 5 and 99.0 <= sum(shares) <= 101.0

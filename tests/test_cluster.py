@@ -66,7 +66,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pat
 def submit(home: Path, master: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "REVIEWLAKE_HOME": str(home), "SPARK_MASTER": master}
     return subprocess.run(
+        # A few shuffle partitions: the profile's 64 are meant for real data; here every tiny stage would
+        # run 64 tasks on the worker's 2 cores.
         [str(REPO / "spark-submit.sh"), "--profile", "cluster", "--set", "spark.driver_memory=1g",
+         "--set", "spark.shuffle_partitions=4",
          "--set", "spark.conf={spark.ui.enabled: 'false', spark.executor.memory: 1g}", *args],
         env=env, capture_output=True, text=True, timeout=600)
 
