@@ -191,6 +191,8 @@ def test_horovod_backend_trains_the_same_function(spark: SparkSession, silver: C
     report = train(spark, silver, TrainRequest(model="multitask", backend="horovod", num_proc=2, local_mode=False,
                                                use_gpu=False, name="t-multitask-hvd", epochs=1))
     assert report.version == "1" and report.steps > 0
+    # The schedule drives Horovod's own optimizer: each phase ends with its rate decayed to zero.
+    assert [(h["phase"], h["lr"]) for h in second_history(silver, report)] == [("heads", 0.0), ("top2", 0.0)]
     accuracy = {s: v for s, m, v in report.test_metrics if m == "accuracy"}
     assert accuracy["amazon-2023"] > 0.75
 

@@ -364,6 +364,9 @@ def train_multitask(spec: dict[str, Any]) -> dict[str, Any]:
         # frozen in the current phase get a zero gradient from Horovod, dropped before the step.
         model.set_trainable(m["unfreeze_layers"] if m["epochs"] > 0 else 0)
         trainer, opt = comm.trainer(model, optimizer)
+        # The wrapper loaded the optimizer's state, so it holds param groups of its own: the learning-
+        # rate schedule must drive those, or Horovod trains at the first step's rate throughout.
+        scheduler.optimizer = opt
     lengths = np.asarray([min(len(x), m["max_length"]) for x in train.ids])
     busy = 0.0  # seconds in training steps (batches, forward, backward, step), for throughput
     clock = time.perf_counter()
@@ -379,7 +382,7 @@ def train_multitask(spec: dict[str, Any]) -> dict[str, Any]:
                 state["phase"], state["phase_start"] = stage, state["step"]
             end = head_steps if stage == 0 else min(planned, state["phase_start"] + steps_per_epoch * m["epochs"])
             bounds[:] = [state["phase_start"], end]
-            for group, base in zip(optimizer.param_groups, scheduler.base_lrs):
+            for group, base in zip(opt.param_groups, scheduler.base_lrs):
                 group["lr"] = base * factor(state["step"])
             features.clear()
             if stage == 0 and use_cache:
@@ -434,7 +437,8 @@ def train_multitask(spec: dict[str, Any]) -> dict[str, Any]:
         f1 = evaluate()
         improved = f1 > state["best"]
         state["history"].append({"epoch": state["epoch"], "step": state["step"], "val_macro_f1": f1,
-                                 "phase": "heads" if stage == 0 else f"top{top}"})
+                                 "phase": "heads" if stage == 0 else f"top{top}",
+                                 "lr": max(g["lr"] for g in opt.param_groups)})  # 0 at a phase's end
         if comm.rank == 0:
             log.info("epoch %d: validation macro-F1 %.4f%s", state["epoch"], f1, " (best)" if improved else "")
         if improved:
