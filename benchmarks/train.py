@@ -24,12 +24,12 @@ from _common import setup
 
 from reviewlake.generate import generate
 from reviewlake.ingest import ingest
-from reviewlake.models.multitask import load_tokenizer
 from reviewlake.preprocess import preprocess
 from reviewlake.spark import get_spark
 from reviewlake.training import backends
 from reviewlake.training.data import write_snapshot
 from reviewlake.training.loop import read_shard, train_multitask
+from reviewlake.training.stage import loop_spec
 
 
 def options() -> argparse.Namespace:
@@ -68,16 +68,12 @@ def main() -> None:
         print(f"loader {reader:<10} {rows:,} rows, {loader[reader]:>12,.0f} rows/s")
     print(f"ratio pyarrow/petastorm loader rows/s: {loader['pyarrow'] / loader['petastorm']:.2f}")
 
-    tok = load_tokenizer(m.encoder)
-    base = {"model": m.model_dump(), "num_classes": snap.num_classes, "num_aspects": len(cfg.preprocess.labels.aspects),
-            "class_weights": snap.class_weights, "files": snap.files, "checkpoint_every": 10 ** 9,
-            "seed": cfg.train.seed, "use_gpu": False, "max_steps": opts.steps, "resume": False,
-            "eval_rows": 256, "tokens": [tok.cls_token_id, tok.sep_token_id, tok.pad_token_id]}
     rate = {}
     for backend, procs in (("torch-distributor", 1), ("torch-distributor", 2), ("horovod", 2)):
         label = f"{backend} x{procs}"
-        spec = base | {"run_id": label, "checkpoint_dir": str(run.work / "checkpoints" / label.replace(" ", "-")),
-                       "torch_threads": max(1, cores // procs)}
+        run_dir = run.work / "checkpoints" / label.replace(" ", "-")
+        spec = loop_spec(cfg, m, snap, label, run_dir, use_gpu=False, max_steps=opts.steps) | {
+            "checkpoint_every": 10 ** 9, "eval_rows": 256, "torch_threads": max(1, cores // procs)}
         backends.check_slots(spark, procs, local_mode=False)
         t = time.perf_counter()
         result = backends.run(spark, backend, train_multitask, spec, procs, local_mode=False, use_gpu=False)

@@ -99,14 +99,6 @@ def targets(shard: Shard, rows: np.ndarray) -> dict[str, torch.Tensor]:
             "aspects": torch.from_numpy(shard.aspects[rows])}
 
 
-def batches(shard: Shard, batch_size: int, steps: int, seed: int, max_len: int, cls: int, sep: int, pad: int,
-            start: int = 0) -> Iterator[dict[str, torch.Tensor]]:
-    """Token batches (padded per batch) and targets of :func:`batch_rows`."""
-    lengths = np.asarray([min(len(x), max_len) for x in shard.ids])
-    for rows in batch_rows(lengths, batch_size, steps, seed, start):
-        yield collate([shard.ids[i][:max_len - 2] for i in rows], cls, sep, pad) | targets(shard, rows)
-
-
 def encode(model: MultiTaskModel, shard: Shard, max_len: int, tokens: tuple[int, int, int], batch_size: int,
            device: torch.device) -> torch.Tensor:
     """The frozen encoder's pooled vector of every row (eval mode, no dropout), in row order.

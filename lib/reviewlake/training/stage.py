@@ -109,6 +109,23 @@ def evaluate_split(predictor: Any, frame: pd.DataFrame, aspects: int) -> Any:
     )
 
 
+def loop_spec(cfg: Config, settings: Any, snapshot: Snapshot, run_id: str, run_dir: Path, use_gpu: bool,
+              max_steps: int | None) -> dict[str, Any]:
+    """What :func:`~reviewlake.training.loop.train_multitask` needs, as a pickleable dict (``settings``
+    are the multitask settings of the run)."""
+    from reviewlake.models.multitask import load_tokenizer
+
+    tokenizer = load_tokenizer(settings.encoder)
+    return {
+        "run_id": run_id, "model": settings.model_dump(), "num_classes": snapshot.num_classes,
+        "num_aspects": len(cfg.preprocess.labels.aspects), "class_weights": snapshot.class_weights,
+        "files": snapshot.files, "checkpoint_dir": str(run_dir), "torch_threads": cfg.train.torch_threads,
+        "checkpoint_every": cfg.train.checkpoint_every, "seed": cfg.train.seed, "use_gpu": use_gpu,
+        "max_steps": max_steps, "resume": False, "eval_rows": cfg.train.eval_rows,
+        "tokens": [tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id],
+    }
+
+
 def resolved(cfg: Config, candidate: str | None) -> Config:
     """``cfg`` with the training settings of ``candidate`` (see ``TrainSettings.candidate``)."""
     return cfg.model_copy(update={"train": cfg.train.candidate(candidate)})
@@ -156,15 +173,7 @@ def train_multitask_stage(spark: SparkSession, cfg: Config, request: TrainReques
         snapshot = write_snapshot(spark, cfg, run_dir / "data", settings.encoder, max_tokens,
                                   request.max_rows or cfg.train.max_rows, request.sources or cfg.train.sources,
                                   parts=max(2, request.num_proc) * 2)
-        tokenizer = load_tokenizer(settings.encoder)
-        spec = {
-            "run_id": run_id, "model": settings.model_dump(), "num_classes": snapshot.num_classes,
-            "num_aspects": len(cfg.preprocess.labels.aspects), "class_weights": snapshot.class_weights,
-            "files": snapshot.files, "checkpoint_dir": str(run_dir), "torch_threads": cfg.train.torch_threads,
-            "checkpoint_every": cfg.train.checkpoint_every, "seed": cfg.train.seed, "use_gpu": request.use_gpu,
-            "max_steps": request.max_steps, "resume": False, "eval_rows": cfg.train.eval_rows,
-            "tokens": [tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id],
-        }
+        spec = loop_spec(cfg, settings, snapshot, run_id, run_dir, request.use_gpu, request.max_steps)
         run_dir.mkdir(parents=True, exist_ok=True)
         snapshot_file.write_text(json.dumps(_snapshot_meta(snapshot)))
         spec_file.write_text(json.dumps(spec))
