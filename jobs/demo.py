@@ -2,7 +2,8 @@
 the silver table with its data-quality summary, and train small models on it.
 
 Prints what each stage wrote, the models' test metrics, and Spark SQL queries to copy. The models
-are registered as demo-linear and demo-multitask, so a demo never moves a real champion.
+are registered as demo-linear, demo-multitask and demo-joint-topic, so a demo never moves a real
+champion.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from reviewlake.ingest import ingest
 from reviewlake.preprocess import preprocess
 from reviewlake.quality import write_quality_report
 from reviewlake.spark import get_spark
-from reviewlake.training.report import accuracy_table
+from reviewlake.training.report import accuracy_table, topic_table_of
 from reviewlake.training.stage import TrainRequest, train
 
 # Small models: a capped number of training rows, one epoch per phase (minutes on 2 cores).
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_train:
         cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"eval_rows": DEMO_EVAL_ROWS})})
         names = []
-        for model in ("linear", "multitask"):
+        for model in ("linear", "multitask", "joint-topic"):
             name = f"{DEMO_PREFIX}{model}"
             print(train(spark, cfg, TrainRequest(model=model, backend=cfg.train.backend, num_proc=cfg.train.num_proc,
                                                  local_mode=cfg.train.local_mode, use_gpu=cfg.train.use_gpu, epochs=1,
@@ -64,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             names.append(name)
         print("Test metrics of the demo models (generated reviews: they prove the pipeline, not accuracy):")
         print(accuracy_table(spark, cfg, names))
+        print(topic_table_of(spark, cfg, f"{DEMO_PREFIX}joint-topic"))
         print(f"  ./spark-submit.sh predict --model {DEMO_PREFIX}multitask@champion --text \"Great value, fast shipping\"")
     print("Query the tables from a new session, e.g.:\n"
           f"  ./spark-submit.sh sql \"SELECT source, label, count(*) FROM {bronze} GROUP BY 1, 2\"\n"

@@ -1,4 +1,5 @@
-"""Build the real-data models (make models): labeled corpora -> silver -> linear and multitask -> champions.
+"""Build the real-data models (make models): labeled corpora -> silver -> linear, multitask (and its int8
+quantization of the champion) and joint-topic -> champions.
 
 Reuses what is done: a model whose champion was trained on the current silver version with the
 current training settings is not trained again.
@@ -13,13 +14,14 @@ from reviewlake.labeled import extract_labeled
 from reviewlake.ingest import ingest
 from reviewlake.preprocess import preprocess
 from reviewlake.spark import get_spark
-from reviewlake.training.report import accuracy_table, up_to_date
+from reviewlake.training.report import accuracy_table, topic_table_of, up_to_date
 from reviewlake.training.stage import TrainRequest, resolved, train
 
 
 def main(argv: list[str] | None = None) -> int:
     p = cli.parser(__doc__ or "")
-    p.add_argument("--models", default="linear,multitask", help="comma-separated model types (default: both)")
+    p.add_argument("--models", default="linear,multitask,multitask-int8,joint-topic",
+                   help="comma-separated model types, in order (default: linear,multitask,multitask-int8,joint-topic)")
     p.add_argument("--force", action="store_true", help="train again even if the champions are up to date")
     args = p.parse_args(argv)
     cfg = cli.config(args)
@@ -40,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{label}: {done} was trained on this silver version with these settings; reused")
             else:
                 print(f"{label}: " + train(spark, cfg, request).summary())
+        if model == "joint-topic":
+            print(topic_table_of(spark, cfg, f"{cfg.registry.prefix}{model}"))
         names.append(f"{cfg.registry.prefix}{model}")
     print(accuracy_table(spark, cfg, names))
     return 0

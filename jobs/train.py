@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", help="registered model name (default: registry.prefix + model type)")
     p.add_argument("--resume", metavar="RUN_ID", help="continue a killed run from its latest checkpoint")
     p.add_argument("--candidate", help="train the multitask model with these train.candidates settings")
+    p.add_argument("--from", dest="source_model", metavar="NAME@ALIAS",
+                   help="multitask-int8: the multitask version to quantize (default: multitask@champion)")
     p.add_argument("--promote", action="store_true", help="move the champion alias to this version regardless")
     args = p.parse_args(argv)
     cfg = cli.config(args)
@@ -31,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         model=args.model, backend=args.backend or cfg.train.backend, num_proc=args.num_proc or cfg.train.num_proc,
         local_mode=args.local_mode or cfg.train.local_mode, use_gpu=args.use_gpu or cfg.train.use_gpu,
         epochs=args.epochs, max_rows=args.max_rows, name=args.name, resume=args.resume, promote=args.promote,
-        max_steps=args.max_steps, candidate=args.candidate, sources=[s for s in (args.sources or "").split(",") if s],
+        max_steps=args.max_steps, candidate=args.candidate, source_model=args.source_model,
+        sources=[s for s in (args.sources or "").split(",") if s],
     )
     spark = get_spark(cfg, f"reviewlake train {args.model}")
     report = train(spark, cfg, request)

@@ -55,3 +55,37 @@ def cfg(spark: SparkSession, spark_home: Path) -> Config:
     config = make_config(spark_home, f"t_{uuid.uuid4().hex[:10]}")
     spark.sql(f"CREATE DATABASE IF NOT EXISTS {config.database}")
     return config
+
+
+# Training tests: a tiny 2-layer encoder built from a config, short texts, few epochs.
+TINY = ["train.multitask.encoder=tiny", "train.multitask.head_lr=0.003", "train.multitask.lr=0.003",
+        "train.multitask.batch_size=16", "train.multitask.max_length=64", "train.multitask.head_epochs=1",
+        "train.multitask.epochs=2", "train.multitask.unfreeze_layers=2", "train.checkpoint_every=10",
+        "preprocess.dedupe.near=false"]
+
+
+@pytest.fixture(scope="session")
+def train_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("train")
+
+
+def train_config(spark_home: Path, home: Path, *extra: str) -> Config:
+    """The training tests' config: their own database, registry and checkpoints."""
+    return make_config(spark_home, "train_test", f"paths.checkpoints={home / 'checkpoints'}",
+                       f"paths.mlflow={home / 'mlflow'}", f"paths.logs={home / 'logs'}", *TINY, *extra)
+
+
+@pytest.fixture(scope="session")
+def train_silver(spark: SparkSession, spark_home: Path, train_home: Path) -> Config:
+    """A silver table of 1,200 generated Amazon TSV reviews (ratings, aspects, sentiment, and the product
+    category of each review, planted by the generator), shared by the training tests."""
+    from reviewlake.generate import generate
+    from reviewlake.ingest import ingest
+    from reviewlake.preprocess import preprocess
+
+    cfg = train_config(spark_home, train_home)
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS {cfg.database}")
+    corpus = generate("amazon-tsv", train_home / "corpus", 1200, seed=5, malformed_share=0.0)
+    ingest(spark, cfg, "amazon-tsv", corpus.files[0])
+    preprocess(spark, cfg)
+    return cfg

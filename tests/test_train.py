@@ -19,39 +19,20 @@ from pyspark.sql import SparkSession
 
 from reviewlake import registry
 from reviewlake.config import Config
-from reviewlake.generate import generate
-from reviewlake.ingest import ingest
-from reviewlake.preprocess import preprocess
 from reviewlake.training.data import write_snapshot
 from reviewlake.training.loop import train_multitask
 from reviewlake.training.stage import TrainReport, TrainRequest, train
-from tests.conftest import REPO, make_config
+from tests.conftest import REPO, train_config as config
 
-TINY = ["train.multitask.encoder=tiny", "train.multitask.head_lr=0.003", "train.multitask.lr=0.003",
-        "train.multitask.batch_size=16", "train.multitask.max_length=64", "train.multitask.head_epochs=1",
-        "train.multitask.epochs=2", "train.multitask.unfreeze_layers=2", "train.checkpoint_every=10",
-        "preprocess.dedupe.near=false"]
+@pytest.fixture(scope="module")
+def home(train_home: Path) -> Path:
+    return train_home
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("train")
-
-
-def config(spark_home: Path, home: Path, *extra: str) -> Config:
-    return make_config(spark_home, "train_test", f"paths.checkpoints={home / 'checkpoints'}",
-                       f"paths.mlflow={home / 'mlflow'}", f"paths.logs={home / 'logs'}", *TINY, *extra)
-
-
-@pytest.fixture(scope="module")
-def silver(spark: SparkSession, spark_home: Path, home: Path) -> Config:
-    """A silver table of 1,200 generated Amazon 2023 reviews (ratings, aspects, sentiment)."""
-    cfg = config(spark_home, home)
-    spark.sql(f"CREATE DATABASE IF NOT EXISTS {cfg.database}")
-    corpus = generate("amazon-2023", home / "corpus", 1200, seed=3, malformed_share=0.0)
-    ingest(spark, cfg, "amazon-2023", corpus.files[0])
-    preprocess(spark, cfg)
-    return cfg
+def silver(train_silver: Config) -> Config:
+    """The training tests' shared silver table (see ``train_silver``)."""
+    return train_silver
 
 
 def loop_spec(spark: SparkSession, cfg: Config, run_dir: Path, threads: int) -> dict[str, object]:
@@ -137,7 +118,7 @@ def test_torch_distributor_registers_evaluates_and_predicts(spark: SparkSession,
     assert (first.version, first.promoted, first.why) == ("1", True, "no champion yet")
     assert first.rows["train"] > 800 and first.steps > 0
     metrics = spark.table(cfg.table("model_metrics")).where("model = 't-multitask' AND split = 'test'")
-    found = {r["metric"]: r["value"] for r in metrics.where("source = 'amazon-2023'").collect()}
+    found = {r["metric"]: r["value"] for r in metrics.where("source = 'amazon-tsv'").collect()}
     assert {"accuracy", "f1_macro", "rating_mae", "aspects_f1_macro"} <= set(found)
     assert found["accuracy"] > 0.75
     model = registry.load(cfg, "t-multitask@champion")
@@ -166,7 +147,7 @@ def test_check_scores_product_reviews_and_long_reviews_both_ways(spark: SparkSes
     assert report.product_rows == 40 and 0.0 <= report.product_accuracy <= 1.0
     assert len(report.product_misses) == round(40 * (1 - report.product_accuracy))
     # max_length 64: generated reviews of more than 62 tokens are scored with and without windows.
-    assert [source for source, *_ in report.long] == ["amazon-2023"]
+    assert [source for source, *_ in report.long] == ["amazon-tsv"]
     _, rows, windows, first_only = report.long[0]
     assert rows > 0 and 0.0 <= windows <= 1.0 and 0.0 <= first_only <= 1.0
     assert "with the first window only" in report.summary()
@@ -194,7 +175,7 @@ def test_horovod_backend_trains_the_same_function(spark: SparkSession, silver: C
     # The schedule drives Horovod's own optimizer: each phase ends with its rate decayed to zero.
     assert [(h["phase"], h["lr"]) for h in second_history(silver, report)] == [("heads", 0.0), ("top2", 0.0)]
     accuracy = {s: v for s, m, v in report.test_metrics if m == "accuracy"}
-    assert accuracy["amazon-2023"] > 0.75
+    assert accuracy["amazon-tsv"] > 0.75
 
 
 def test_predict_job_on_text_and_csv(silver: Config, first: TrainReport, home: Path, tmp_path: Path) -> None:
@@ -268,3 +249,29 @@ def test_real_minilm_trains_a_few_steps_through_each_backend(spark: SparkSession
     model = registry.load(cfg, f"t-minilm-{backend}@champion")
     got = model.predict(pd.DataFrame({"text": ["the battery life is awful and it broke after two weeks"]}))
     assert got["status"][0] == "ok" and 0.5 <= got["sentiment_prob"][0] <= 1.0
+
+
+def test_int8_quantizes_a_registered_version_and_compares_it(spark: SparkSession, silver: Config,
+                                                             first: TrainReport) -> None:
+    import torch
+
+    report = train(spark, silver, TrainRequest(model="multitask-int8", backend="torch-distributor", num_proc=1,
+                                               local_mode=True, use_gpu=False, name="t-multitask-int8",
+                                               source_model="t-multitask/1"))
+    assert (report.version, report.promoted) == ("1", True)
+    assert "MB ->" in report.summary() and "CPU reviews/s" in report.summary()
+    tags = registry.configure(silver).get_model_version("t-multitask-int8", "1").tags
+    assert tags["source_model"] == "t-multitask/1"
+    # The tiny encoder's weights are mostly its embedding table (kept in float32): smaller, not 4x.
+    assert float(tags["size_mb"]) < float(tags["fp32_size_mb"])
+    full = {s: v for s, m, v in first.test_metrics if m == "accuracy"}
+    quantized = {s: v for s, m, v in report.test_metrics if m == "accuracy"}
+    assert quantized.keys() == full.keys() and all(abs(quantized[s] - full[s]) <= 0.05 for s in full)
+    model = registry.load(silver, "t-multitask-int8@champion")
+    predictor = model.unwrap_python_model().predictor
+    assert isinstance(predictor.model.sentiment, torch.ao.nn.quantized.dynamic.Linear)
+    out = model.predict(pd.DataFrame({"text": ["works perfectly, love it", ""]}))
+    assert list(out["status"]) == ["ok", "empty_text"] and 1.0 <= out["rating_pred"][0] <= 5.0
+    with pytest.raises(ValueError, match="not a full-precision multitask model"):
+        train(spark, silver, TrainRequest(model="multitask-int8", backend="torch-distributor", num_proc=1,
+                                          local_mode=True, use_gpu=False, name="t-x", source_model="t-multitask-int8/1"))

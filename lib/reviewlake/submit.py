@@ -32,12 +32,17 @@ def stages() -> list[str]:
 
 
 def build_lib_zip(out: Path) -> Path:
-    """Zip ``lib/reviewlake`` for ``--py-files`` so executors import the same code as the driver."""
+    """Zip ``lib/reviewlake`` for ``--py-files`` so executors import the same code as the driver.
+
+    Written beside ``out`` and renamed over it: a job starting meanwhile never reads a torn zip.
+    """
     out.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+    tmp = out.with_name(f".{out.name}.{os.getpid()}")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in sorted((LIB_DIR / "reviewlake").rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts:
                 zf.write(path, path.relative_to(LIB_DIR))
+    os.replace(tmp, out)
     return out
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import pandas as pd
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
@@ -95,14 +96,45 @@ def write_snapshot(spark: SparkSession, cfg: Config, root: Path, encoder: str, m
     label = cfg.train.label
     silver, version = silver_at_version(spark, cfg)
     rows = select_rows(silver, cfg, max_rows, sources)
-    num_classes = 2 if label == "sentiment_binary" else 3
     frame = tokenize(rows, encoder, max_tokens).select(
         "review_id", "source", "split", "text_clean", "input_ids",
         F.coalesce(F.col(label), F.lit(-1)).cast("int").alias("sentiment"),
         F.col("rating").cast("float").alias("rating"),
         F.transform("aspects", lambda a: a.cast("float")).alias("aspects"),
     )
-    spark.sparkContext.setJobDescription(f"train: tokenize silver v{version} into {root}")
+    return write_splits(spark, cfg, frame, root, parts, version, sources, f"tokenize silver v{version}")
+
+
+def write_feature_snapshot(spark: SparkSession, cfg: Config, root: Path, encoder: str, max_length: int,
+                           batch_size: int, max_rows: int | None, sources: list[str], parts: int) -> Snapshot:
+    """The joint sentiment-topic model's snapshot: each selected silver row's encoder embedding (from
+    ``tables.embeddings``, computed first where missing) as float32 bytes in ``features``, with its
+    label, source and category."""
+    from reviewlake.embeddings import embed_silver, embeddings_for
+
+    label = cfg.train.label
+    silver, version = silver_at_version(spark, cfg)
+    rows = select_rows(silver, cfg, max_rows, sources)
+    embed_silver(spark, cfg, encoder, max_length, batch_size, rows, version)
+
+    def as_bytes(vectors: pd.Series) -> pd.Series:
+        return vectors.map(lambda a: np.asarray(a, dtype="<f4").tobytes())
+
+    to_bytes = F.pandas_udf(as_bytes, "binary")  # type: ignore[call-overload]
+    frame = (rows.withColumn("text_hash", F.sha2(F.coalesce("text_clean", F.lit("")), 256).substr(1, 16))
+             .join(embeddings_for(spark, cfg, encoder), ["review_id", "text_hash"])
+             .select("review_id", "source", "split", "category", "text_clean",
+                     to_bytes("embedding").alias("features"),
+                     F.coalesce(F.col(label), F.lit(-1)).cast("int").alias("sentiment")))
+    return write_splits(spark, cfg, frame, root, parts, version, sources, f"embeddings of silver v{version}")
+
+
+def write_splits(spark: SparkSession, cfg: Config, frame: DataFrame, root: Path, parts: int, version: int,
+                 sources: list[str], what: str) -> Snapshot:
+    """Write ``frame`` (with ``split``, ``source``, ``review_id`` and ``sentiment``, -1 for none) as
+    ``parts`` Parquet files per split under ``root``, and describe them."""
+    num_classes = 2 if cfg.train.label == "sentiment_binary" else 3
+    spark.sparkContext.setJobDescription(f"train: {what} into {root}")
     try:
         for split in SPLITS:
             frame.where(F.col("split") == split).drop("split").repartition(parts).write.mode(

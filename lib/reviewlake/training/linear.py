@@ -129,7 +129,7 @@ def train_linear_stage(spark: SparkSession, cfg: Config, request: Any) -> Any:
                                 code_paths=registry.code_paths(), pip_requirements=["pyspark==4.0.5", "pandas"])
         tags = {"model_type": "linear", "silver_version": str(version), "rows": json.dumps(counts),
                 "sources": ",".join(sorted({s for v in counts.values() for s in v})),
-                "train_config": train_fingerprint(cfg)}
+                "train_config": train_fingerprint(cfg, "linear")}
 
         def champion_f1(champion_version: str) -> float:
             other = registry.load(cfg, f"{name}/{champion_version}")

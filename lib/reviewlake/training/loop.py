@@ -52,19 +52,19 @@ def _to_shard(columns: dict[str, list[Any]]) -> Shard:
     )
 
 
-def read_shard(files: list[str], rank: int, world: int, reader: str) -> Shard:
-    """Rank ``rank`` of ``world``'s rows of the snapshot files.
+def read_columns(files: list[str], rank: int, world: int, reader: str, names: list[str]) -> dict[str, list[Any]]:
+    """Rank ``rank`` of ``world``'s rows of the snapshot files: the columns ``names`` as lists.
 
     ``pyarrow`` reads every file and keeps rows ``rank::world``; ``petastorm`` gives each rank its
-    own row groups (``cur_shard``/``shard_count``) and reads token ids, never strings.
+    own row groups (``cur_shard``/``shard_count``); columns hold numbers or bytes, never strings
+    (Petastorm's torch side refuses them).
     """
-    names = ["input_ids", "sentiment", "rating", "aspects"]
     if reader == "pyarrow":
         import pyarrow.parquet as pq
 
         table = pq.read_table(files, columns=names) if files else None
         columns = table.to_pydict() if table is not None else {n: [] for n in names}
-        return _to_shard({n: v[rank::world] for n, v in columns.items()})
+        return {n: v[rank::world] for n, v in columns.items()}
     import warnings
 
     warnings.filterwarnings("ignore")  # petastorm on pyarrow 14 warns on every import and read
@@ -76,7 +76,12 @@ def read_shard(files: list[str], rank: int, world: int, reader: str) -> Shard:
         for batch in batches:
             for n in names:
                 out[n].extend(list(getattr(batch, n)))
-    return _to_shard(out)
+    return out
+
+
+def read_shard(files: list[str], rank: int, world: int, reader: str) -> Shard:
+    """Rank ``rank`` of ``world``'s rows of a token snapshot (see :func:`read_columns`)."""
+    return _to_shard(read_columns(files, rank, world, reader, ["input_ids", "sentiment", "rating", "aspects"]))
 
 
 def batch_rows(lengths: np.ndarray, batch_size: int, steps: int, seed: int, start: int = 0) -> Iterator[np.ndarray]:
@@ -184,6 +189,10 @@ class Comm:
             return int(hvd.allreduce(torch.tensor([value]), op=hvd.Min).item())
         return value
 
+    def broadcast_tensor(self, value: torch.Tensor) -> torch.Tensor:
+        """Rank 0's ``value`` on every rank (every rank passes a tensor of the same shape)."""
+        return self.sum(value if self.rank == 0 else torch.zeros_like(value))
+
     def trainer(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[nn.Module, torch.optim.Optimizer]:
         """The module to call forward on and the optimizer to step, for the current trainable set.
 
@@ -242,24 +251,30 @@ def build_model(spec: dict[str, Any]) -> MultiTaskModel:
                           m["dropout"])
 
 
+def start_rank(spec: dict[str, Any]) -> tuple[Comm, Path, Path]:
+    """What every train function does first in its process: torch threads, logging, the process group,
+    seeds, the checkpoint folder. Returns the comm and the paths of the latest and best checkpoints."""
+    torch.set_num_threads(spec["torch_threads"])
+    if not logging.getLogger().handlers:  # a fresh training process: progress lines on its stderr
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                            datefmt="%H:%M:%S")
+    comm = Comm(spec["comm"], spec["use_gpu"])
+    random.seed(spec["seed"])
+    np.random.seed(spec["seed"])
+    torch.manual_seed(spec["seed"])
+    ckpt_dir = Path(spec["checkpoint_dir"])
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    return comm, ckpt_dir / "latest.pt", ckpt_dir / "best.pt"
+
+
 def train_multitask(spec: dict[str, Any]) -> dict[str, Any]:
     """Train the multi-task model as one rank of ``spec['comm']`` ("single", "ddp" or "horovod").
 
     Returns the same dict on every rank: the best validation macro-F1, the path of its model state
     (written by rank 0), steps taken and planned, the step resumed from, and the per-epoch history.
     """
-    torch.set_num_threads(spec["torch_threads"])
-    if not logging.getLogger().handlers:  # a fresh training process: progress lines on its stderr
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                            datefmt="%H:%M:%S")
-    comm = Comm(spec["comm"], spec["use_gpu"])
+    comm, latest, best_path = start_rank(spec)
     m = spec["model"]
-    random.seed(spec["seed"])
-    np.random.seed(spec["seed"])
-    torch.manual_seed(spec["seed"])
-    ckpt_dir = Path(spec["checkpoint_dir"])
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    latest, best_path = ckpt_dir / "latest.pt", ckpt_dir / "best.pt"
 
     train = read_shard(spec["files"]["train"], comm.rank, comm.world, spec["reader"])
     validation = read_shard(spec["files"]["validation"], comm.rank, comm.world, spec["reader"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Any
 
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
@@ -21,9 +22,17 @@ SEED_FIGURES = [
 ]
 
 
-def train_fingerprint(cfg: Config) -> str:
-    """A hash of the training settings: a champion trained with others is not up to date."""
-    return hashlib.sha256(json.dumps(cfg.train.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+# Settings sections of the model families added after linear and multitask: each is part of its own
+# family's fingerprint only (the first two hash every other setting, as they always have).
+FAMILY_SECTIONS = {"joint-topic": "joint_topic"}
+
+
+def train_fingerprint(cfg: Config, model_type: str) -> str:
+    """A hash of the training settings ``model_type`` depends on: a version trained with others is not
+    up to date."""
+    others = {section for family, section in FAMILY_SECTIONS.items() if family != model_type}
+    settings = cfg.train.model_dump(mode="json", exclude=others)
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def up_to_date(spark: SparkSession, cfg: Config, model_type: str) -> str | None:
@@ -33,8 +42,13 @@ def up_to_date(spark: SparkSession, cfg: Config, model_type: str) -> str | None:
     name = registry.model_name(cfg, model_type)
     if not spark.catalog.tableExists(cfg.table("silver")):
         return None
+    if model_type == "multitask-int8":  # up to date when it quantized the current multitask champion
+        source = registry.champion(client, registry.model_name(cfg, "multitask"), cfg.registry.alias)
+        wanted = f"{source.name}/{source.version}" if source is not None else None
+        return next((f"{name} v{v.version}" for v in client.search_model_versions(f"name = '{name}'")
+                     if wanted and v.tags.get("source_model") == wanted), None)
     version = tables.table_version(DeltaTable.forName(spark, cfg.table("silver")))
-    fingerprint = train_fingerprint(cfg)
+    fingerprint = train_fingerprint(cfg, model_type)
     for found in client.search_model_versions(f"name = '{name}'"):
         if found.tags.get("silver_version") == str(version) and found.tags.get("train_config") == fingerprint:
             return f"{name} v{found.version}"
@@ -61,3 +75,29 @@ def accuracy_table(spark: SparkSession, cfg: Config, names: list[str]) -> str:
     lines.append("for comparison, as the seed projects reported them on their own data (not measured here):")
     lines += [f"  {who}: {data}, {figure}" for who, data, figure in SEED_FIGURES]
     return "\n".join(lines)
+
+
+def format_topic_table(rows: list[dict[str, Any]], topic_diversity: float | None = None) -> str:
+    """The joint sentiment-topic seed's table: per topic, reviews, share negative / positive of its
+    labelled reviews, NPMI coherence of its terms, and its label."""
+    def share(value: float | None) -> str:
+        return f"{value:>8.1%}" if value is not None else f"{'-':>8}"
+
+    lines = [f"{'topic':>5}  {'reviews':>8}  {'negative':>8}  {'positive':>8}  {'npmi':>6}  label"]
+    for r in rows:
+        npmi = f"{r['npmi']:6.3f}" if r.get("npmi") is not None else f"{'-':>6}"
+        lines.append(f"{r['topic_id']:>5}  {r['reviews']:>8,}  {share(r.get('share_negative'))}  "
+                     f"{share(r.get('share_positive'))}  {npmi}  {r['label']}")
+    if topic_diversity is not None:
+        lines.append(f"topic diversity {topic_diversity:.2f} (share of distinct terms among the topics' top terms)")
+    return "\n".join(lines)
+
+
+def topic_table_of(spark: SparkSession, cfg: Config, name: str) -> str:
+    """:func:`format_topic_table` of the champion of joint-topic model ``name``, from ``tables.model_topics``."""
+    current = registry.champion(registry.configure(cfg), name, cfg.registry.alias)
+    if current is None or not spark.catalog.tableExists(cfg.table("model_topics")):
+        return f"{name}: no champion with topics"
+    rows = [r.asDict() for r in spark.table(cfg.table("model_topics")).where(
+        (F.col("model") == name) & (F.col("version") == str(current.version))).orderBy("topic_id").collect()]
+    return f"topics of {name} v{current.version} (training reviews):\n" + format_topic_table(rows)

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -29,7 +29,7 @@ from reviewlake.training.report import train_fingerprint
 
 log = logging.getLogger(__name__)
 
-MODEL_TYPES = ("multitask", "linear")
+MODEL_TYPES = ("multitask", "linear", "joint-topic", "multitask-int8")
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ class TrainRequest:
     max_steps: int | None = None
     sources: list[str] = field(default_factory=list)
     candidate: str | None = None      # one of train.candidates (multitask); None: train.multitask as it is
+    source_model: str | None = None   # multitask-int8: the version to quantize (default multitask@champion)
 
 
 @dataclass
@@ -66,6 +67,7 @@ class TrainReport:
     steps: int = 0
     resumed_from_step: int = 0
     seconds: float = 0.0
+    details: str = ""      # more lines for the summary (the joint model's topic table)
 
     def summary(self) -> str:
         accuracy = {s: v for s, m, v in self.test_metrics if m == "accuracy"}
@@ -73,7 +75,7 @@ class TrainReport:
                 f"{self.why}); silver v{self.silver_version}, rows {self.rows}; validation macro-F1 "
                 f"{self.val_macro_f1:.4f}; test accuracy " + ", ".join(f"{s} {a:.4f}" for s, a in accuracy.items())
                 + (f"; resumed at step {self.resumed_from_step}" if self.resumed_from_step else "")
-                + f"; {self.steps} steps; {self.seconds:.0f}s")
+                + f"; {self.steps} steps; {self.seconds:.0f}s" + (f"\n{self.details}" if self.details else ""))
 
 
 def _snapshot_meta(snapshot: Snapshot) -> dict[str, Any]:
@@ -88,10 +90,12 @@ def _load_snapshot(path: Path) -> Snapshot:
     return Snapshot(**meta)
 
 
-def _read_split(snapshot: Snapshot, split: str, limit: int) -> pd.DataFrame:
+def _read_split(snapshot: Snapshot, split: str, limit: int,
+                columns: tuple[str, ...] = ("review_id", "source", "text_clean", "sentiment", "rating", "aspects"),
+                ) -> pd.DataFrame:
     files = snapshot.files[split]
-    columns = ["review_id", "source", "text_clean", "sentiment", "rating", "aspects"]
-    frame = pq.read_table(files, columns=columns).to_pandas() if files else pd.DataFrame(columns=columns)
+    names = list(columns)
+    frame = pq.read_table(files, columns=names).to_pandas() if files else pd.DataFrame(columns=names)
     # Review ids are hashes: the first rows by id are a fixed random sample of the split.
     return frame.sort_values("review_id").head(limit).reset_index(drop=True)
 
@@ -142,7 +146,61 @@ def train(spark: SparkSession, cfg: Config, request: TrainRequest) -> TrainRepor
         from reviewlake.training.linear import train_linear_stage
 
         return train_linear_stage(spark, cfg, request)
+    if request.model == "multitask-int8":
+        from reviewlake.training.quantize import quantize_stage
+
+        return quantize_stage(spark, cfg, request)
+    if request.model == "joint-topic":
+        from reviewlake.training.joint_topic import train_joint_topic_stage
+
+        return train_joint_topic_stage(spark, cfg, request)
     return train_multitask_stage(spark, cfg, request)
+
+
+def prepare_run(cfg: Config, request: TrainRequest,
+                build: Callable[[str, Path], tuple[Snapshot, dict[str, Any]]]) -> tuple[str, Path, Snapshot, dict[str, Any]]:
+    """A new run (``build(run_id, run_dir)`` writes its snapshot and returns it with the loop's spec,
+    both saved beside the checkpoints) or, with ``request.resume``, the saved ones of that run."""
+    run_id = request.resume or f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    run_dir = cfg.paths.checkpoints / run_id
+    snapshot_file, spec_file = run_dir / "snapshot.json", run_dir / "spec.json"
+    if request.resume:
+        if not spec_file.exists():
+            raise ValueError(f"no run {request.resume} to resume in {cfg.paths.checkpoints}")
+        return run_id, run_dir, _load_snapshot(snapshot_file), json.loads(spec_file.read_text()) | {"resume": True}
+    snapshot, spec = build(run_id, run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    snapshot_file.write_text(json.dumps(_snapshot_meta(snapshot)))
+    spec_file.write_text(json.dumps(spec))
+    return run_id, run_dir, snapshot, spec
+
+
+def launch(spark: SparkSession, request: TrainRequest, fn: Callable[[dict[str, Any]], dict[str, Any]],
+           spec: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """Run the train function ``fn(spec)`` through the request's backend; its result."""
+    log.info("train %s run %s: %s on %d process(es)%s", request.model, run_id, request.backend, request.num_proc,
+             " (resuming)" if request.resume else "")
+    spark.sparkContext.setJobDescription(f"train {request.model} {run_id} ({request.backend})")
+    try:
+        result = backends.run(spark, request.backend, fn, spec, request.num_proc, request.local_mode, request.use_gpu)
+    finally:
+        spark.sparkContext.setJobDescription(None)  # type: ignore[arg-type]
+    log.info("trained: %s", {k: v for k, v in result.items() if k != "history"})
+    return result
+
+
+def champion_scorer(cfg: Config, name: str, snapshot: Snapshot, classes: list[str]) -> Callable[[str], float]:
+    """``f(version)``: validation macro-F1 of version ``version`` of ``name`` on this run's validation
+    rows, through its pyfunc (how a champion chosen on other rows is compared)."""
+
+    def champion_f1(version: str) -> float:
+        other = registry.load(cfg, f"{name}/{version}")
+        frame = _read_split(snapshot, "validation", cfg.train.eval_rows, ("review_id", "text_clean", "sentiment"))
+        got = other.predict(pd.DataFrame({"text": frame["text_clean"]}))
+        return _macro_f1_labels(frame["sentiment"].to_numpy(), got["sentiment"].map(
+            {c: i for i, c in enumerate(classes)}).fillna(-1).to_numpy())
+
+    return champion_f1
 
 
 def train_multitask_stage(spark: SparkSession, cfg: Config, request: TrainRequest) -> TrainReport:
@@ -159,33 +217,16 @@ def train_multitask_stage(spark: SparkSession, cfg: Config, request: TrainReques
     settings = cfg.train.multitask
     if request.epochs is not None:
         settings = settings.model_copy(update={"epochs": request.epochs})
-    run_id = request.resume or f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-    run_dir = cfg.paths.checkpoints / run_id
-    snapshot_file = run_dir / "snapshot.json"
-    spec_file = run_dir / "spec.json"
-    if request.resume:
-        if not spec_file.exists():
-            raise ValueError(f"no run {request.resume} to resume in {cfg.paths.checkpoints}")
-        snapshot = _load_snapshot(snapshot_file)
-        spec = json.loads(spec_file.read_text()) | {"resume": True}
-    else:
-        max_tokens = settings.max_length + settings.window_stride * (settings.max_windows - 1)
+    max_tokens = settings.max_length + settings.window_stride * (settings.max_windows - 1)
+
+    def build(run_id: str, run_dir: Path) -> tuple[Snapshot, dict[str, Any]]:
         snapshot = write_snapshot(spark, cfg, run_dir / "data", settings.encoder, max_tokens,
                                   request.max_rows or cfg.train.max_rows, request.sources or cfg.train.sources,
                                   parts=max(2, request.num_proc) * 2)
-        spec = loop_spec(cfg, settings, snapshot, run_id, run_dir, request.use_gpu, request.max_steps)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        snapshot_file.write_text(json.dumps(_snapshot_meta(snapshot)))
-        spec_file.write_text(json.dumps(spec))
-    log.info("train %s run %s: %s on %d process(es)%s", request.model, run_id, request.backend, request.num_proc,
-             " (resuming)" if request.resume else "")
-    spark.sparkContext.setJobDescription(f"train {request.model} {run_id} ({request.backend})")
-    try:
-        result = backends.run(spark, request.backend, train_multitask, spec, request.num_proc,
-                              request.local_mode, request.use_gpu)
-    finally:
-        spark.sparkContext.setJobDescription(None)  # type: ignore[arg-type]
-    log.info("trained: %s", {k: v for k, v in result.items() if k != "history"})
+        return snapshot, loop_spec(cfg, settings, snapshot, run_id, run_dir, request.use_gpu, request.max_steps)
+
+    run_id, run_dir, snapshot, spec = prepare_run(cfg, request, build)
+    result = launch(spark, request, train_multitask, spec, run_id)
 
     model = build_model(spec)
     model.load_state_dict(torch.load(result["best_state"], map_location="cpu")["model"])
@@ -229,18 +270,11 @@ def train_multitask_stage(spark: SparkSession, cfg: Config, request: TrainReques
         tags = {"model_type": request.model, "silver_version": str(snapshot.silver_version),
                 "sources": ",".join(sorted({s for v in snapshot.rows_by_source.values() for s in v})),
                 "rows": json.dumps(snapshot.rows_by_source), "encoder": settings.encoder,
-                "backend": request.backend, "train_config": train_fingerprint(cfg),
+                "backend": request.backend, "train_config": train_fingerprint(cfg, request.model),
                 "candidate": request.candidate or "default"}
 
-        def champion_f1(version: str) -> float:
-            other = registry.load(cfg, f"{name}/{version}")
-            frame = _read_split(snapshot, "validation", cfg.train.eval_rows)
-            got = other.predict(pd.DataFrame({"text": frame["text_clean"]}))
-            return _macro_f1_labels(frame["sentiment"].to_numpy(), got["sentiment"].map(
-                {c: i for i, c in enumerate(classes)}).fillna(-1).to_numpy())
-
         registered = registry.register(cfg, client, name, run.info.run_id, "model", val_f1, snapshot.validation_hash,
-                                       tags, request.promote, champion_f1)
+                                       tags, request.promote, champion_scorer(cfg, name, snapshot, classes))
     write_metrics(spark, cfg, name, registered.version, registered.run_id, "test", test_rows)
     write_metrics(spark, cfg, name, registered.version, registered.run_id, "validation", val_rows)
     shutil.rmtree(run_dir / "data", ignore_errors=True)  # the snapshot served its run; the model is registered

@@ -1,0 +1,148 @@
+"""The ``multitask-int8`` stage: quantize a registered multi-task version, measure both, register.
+
+No training: the source version (``--from``, default ``multitask@champion``) is loaded from the
+registry, its linear layers are quantized to int8 (:func:`reviewlake.models.quantize.quantize_int8`),
+and both models score the same validation and test rows of the silver version the source was
+trained on, in one run: the figures per source, the size of the saved weights, and CPU reviews/s on
+the same threads. The int8 model is registered as a version of ``multitask-int8`` with the
+comparison, and its champion alias follows validation macro-F1 as for every model.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+import pandas as pd
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from reviewlake import registry
+from reviewlake.config import Config
+
+log = logging.getLogger(__name__)
+
+
+def source_version(cfg: Config, reference: str) -> Any:
+    """The registry's ``ModelVersion`` for ``NAME@ALIAS`` or ``NAME/VERSION``."""
+    client = registry.configure(cfg)
+    if "@" in reference:
+        name, alias = reference.split("@", 1)
+        found = registry.champion(client, name, alias)
+        if found is None:
+            raise ValueError(f"model {reference} not found in the registry at {registry.tracking_uri(cfg)}")
+        return found
+    name, _, version = reference.partition("/")
+    return client.get_model_version(name, version)
+
+
+def evaluation_rows(spark: SparkSession, cfg: Config, silver_version: int, sources: list[str], split: str) -> pd.DataFrame:
+    """The rows of ``split`` a model trained on silver ``silver_version`` was measured on (the same
+    fixed sample: the first ``train.eval_rows`` by review id)."""
+    label = cfg.train.label
+    silver = spark.read.format("delta").option("versionAsOf", silver_version).table(cfg.table("silver"))
+    rows = (silver.where((F.col("split") == split) & F.col("source").isin(sources))
+            .select("review_id", "source", "text_clean", F.coalesce(F.col(label), F.lit(-1)).cast("int").alias(
+                "sentiment"), F.col("rating").cast("float").alias("rating"),
+                F.transform("aspects", lambda a: a.cast("float")).alias("aspects"))
+            .orderBy("review_id").limit(cfg.train.eval_rows))
+    return rows.toPandas()
+
+
+def quantize_stage(spark: SparkSession, cfg: Config, request: Any) -> Any:
+    """Quantize, compare and register ``request.source_model`` as ``multitask-int8``."""
+    import mlflow
+    import torch
+
+    from reviewlake.evaluate import confusion_png, metrics, write_metrics
+    from reviewlake.models.quantize import quantize_int8
+    from reviewlake.predict import SENTIMENT_NAMES, MultitaskPredictor, MultitaskPyfunc
+    from reviewlake.training.report import train_fingerprint
+    from reviewlake.training.stage import TrainReport, _macro_f1_all, evaluate_split
+
+    clock = time.perf_counter()
+    reference = request.source_model or f"{cfg.registry.prefix}multitask@{cfg.registry.alias}"
+    source = source_version(cfg, reference)
+    loaded = registry.load(cfg, reference).unwrap_python_model()
+    full = getattr(loaded, "predictor", None)
+    if not isinstance(full, MultitaskPredictor) or full.meta.get("quantized"):
+        raise ValueError(f"{reference} is not a full-precision multitask model: nothing to quantize")
+    silver_version = int(source.tags["silver_version"])
+    sources = source.tags["sources"].split(",")
+    run_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    run_dir = cfg.paths.checkpoints / run_id
+    model_dir = run_dir / "model"
+    shutil.copytree(full.model_dir, model_dir)
+    torch.save(quantize_int8(copy.deepcopy(full.model)).state_dict(), model_dir / "model.pt")
+    meta = {**full.meta, "quantized": "int8", "source_model": f"{source.name}/{source.version}"}
+    (model_dir / "meta.json").write_text(json.dumps(meta, indent=2))
+    threads = os.cpu_count() or 1
+    int8 = MultitaskPredictor(model_dir, threads=threads)
+    classes = SENTIMENT_NAMES[full.meta["num_classes"]]
+    aspects = len(full.meta["aspects"])
+    frames = {split: evaluation_rows(spark, cfg, silver_version, sources, split) for split in ("validation", "test")}
+    if frames["test"].empty:
+        raise ValueError(f"no test rows of {sources} in silver v{silver_version}")
+
+    figures: dict[str, dict[str, Any]] = {}
+    for label, predictor in (("fp32", full), ("int8", int8)):
+        torch.set_num_threads(threads)
+        predictor.scores(frames["test"]["text_clean"].head(16).tolist())  # warm-up: first-call allocations
+        started = time.perf_counter()
+        test = evaluate_split(predictor, frames["test"], aspects)
+        seconds = time.perf_counter() - started
+        figures[label] = {"test": test, "rate": len(frames["test"]) / seconds,
+                          "size_mb": (predictor.model_dir / "model.pt").stat().st_size / 2 ** 20}
+    figures["int8"]["validation"] = evaluate_split(int8, frames["validation"], aspects)
+    test_rows = metrics(figures["int8"]["test"], classes)
+    full_rows = metrics(figures["fp32"]["test"], classes)
+    val_rows = metrics(figures["int8"]["validation"], classes)
+    val_f1 = _macro_f1_all(figures["int8"]["validation"])
+    accuracy = {(s, m): v for s, m, v in full_rows if m == "accuracy"}
+    lines = [f"int8 vs fp32 ({source.name} v{source.version}), {len(frames['test']):,} test rows, {threads} threads:",
+             f"  weights {figures['fp32']['size_mb']:.1f} MB -> {figures['int8']['size_mb']:.1f} MB "
+             f"({figures['int8']['size_mb'] / figures['fp32']['size_mb']:.2f}x)",
+             f"  CPU reviews/s {figures['fp32']['rate']:.1f} -> {figures['int8']['rate']:.1f} "
+             f"({figures['int8']['rate'] / figures['fp32']['rate']:.2f}x)"]
+    lines += [f"  test accuracy {s}: {accuracy[(s, 'accuracy')]:.4f} -> {v:.4f}" for s, m, v in test_rows
+              if m == "accuracy" and (s, "accuracy") in accuracy]
+
+    name = registry.model_name(cfg, request.model, request.name)
+    client = registry.configure(cfg)
+    with mlflow.start_run(run_name=f"{request.model} {run_id}") as run:
+        mlflow.log_params({"model_type": request.model, "source_model": f"{source.name}/{source.version}",
+                           "silver_version": silver_version, "threads": threads})
+        for key in ("size_mb", "rate"):
+            for label in ("fp32", "int8"):
+                mlflow.log_metric(f"{label}.{'reviews_per_s' if key == 'rate' else key}", figures[label][key])
+        for split, found in (("validation", val_rows), ("test", test_rows), ("test_fp32", full_rows)):
+            for s, m, v in found:
+                mlflow.log_metric(f"{split}.{s}.{m}", v)
+        mlflow.log_text("\n".join(lines), "comparison.txt")
+        mlflow.log_artifact(str(confusion_png(figures["int8"]["test"], classes, run_dir / "plots" / "confusion_test.png",
+                                              f"{name} test")), "plots")
+        mlflow.pyfunc.log_model(name="model", python_model=MultitaskPyfunc(), artifacts={"model": str(model_dir)},
+                                code_paths=registry.code_paths(),
+                                pip_requirements=["torch==2.9.1", "transformers==5.23.0", "pandas", "numpy"])
+        tags = {"model_type": request.model, "silver_version": str(silver_version), "sources": ",".join(sources),
+                "source_model": f"{source.name}/{source.version}", "train_config": train_fingerprint(cfg, request.model),
+                "size_mb": f"{figures['int8']['size_mb']:.1f}", "fp32_size_mb": f"{figures['fp32']['size_mb']:.1f}",
+                "reviews_per_s": f"{figures['int8']['rate']:.1f}", "fp32_reviews_per_s": f"{figures['fp32']['rate']:.1f}"}
+        val_ids = "\n".join(sorted(frames["validation"]["review_id"]))
+        val_hash = hashlib.sha256(val_ids.encode()).hexdigest()[:16]
+        registered = registry.register(cfg, client, name, run.info.run_id, "model", val_f1, val_hash, tags,
+                                       request.promote, None)
+    write_metrics(spark, cfg, name, registered.version, registered.run_id, "test", test_rows)
+    write_metrics(spark, cfg, name, registered.version, registered.run_id, "validation", val_rows)
+    return TrainReport(run_id=run_id, model=request.model, name=name, version=registered.version,
+                       promoted=registered.promoted, why=registered.why, silver_version=silver_version,
+                       rows={s: len(f) for s, f in frames.items()}, val_macro_f1=val_f1, test_metrics=test_rows,
+                       seconds=time.perf_counter() - clock, details="\n".join(lines))
