@@ -40,10 +40,10 @@ def main(argv: list[str] | None = None) -> int:
             done = None if args.force else up_to_date(spark, resolved(cfg, candidate), model)
             if done:
                 print(f"{label}: {done} was trained on this silver version with these settings; reused")
+                if model == "joint-topic":
+                    print(topic_table_of(spark, cfg, f"{cfg.registry.prefix}{model}"))
             else:
                 print(f"{label}: " + train(spark, cfg, request).summary())
-        if model == "joint-topic":
-            print(topic_table_of(spark, cfg, f"{cfg.registry.prefix}{model}"))
         names.append(f"{cfg.registry.prefix}{model}")
     print(accuracy_table(spark, cfg, names))
     return 0

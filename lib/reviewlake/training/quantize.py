@@ -63,7 +63,7 @@ def quantize_stage(spark: SparkSession, cfg: Config, request: Any) -> Any:
     import torch
 
     from reviewlake.evaluate import confusion_png, metrics, write_metrics
-    from reviewlake.models.quantize import quantize_int8
+    from reviewlake.models.quantize import METHOD, quantize_int8
     from reviewlake.predict import SENTIMENT_NAMES, MultitaskPredictor, MultitaskPyfunc
     from reviewlake.training.report import train_fingerprint
     from reviewlake.training.stage import TrainReport, _macro_f1_all, evaluate_split
@@ -133,7 +133,7 @@ def quantize_stage(spark: SparkSession, cfg: Config, request: Any) -> Any:
                                 code_paths=registry.code_paths(),
                                 pip_requirements=["torch==2.9.1", "transformers==5.23.0", "pandas", "numpy"])
         tags = {"model_type": request.model, "silver_version": str(silver_version), "sources": ",".join(sources),
-                "source_model": f"{source.name}/{source.version}", "train_config": train_fingerprint(cfg, request.model),
+                "source_model": f"{source.name}/{source.version}", "quantization": METHOD, "train_config": train_fingerprint(cfg, request.model),
                 "size_mb": f"{figures['int8']['size_mb']:.1f}", "fp32_size_mb": f"{figures['fp32']['size_mb']:.1f}",
                 "reviews_per_s": f"{figures['int8']['rate']:.1f}", "fp32_reviews_per_s": f"{figures['fp32']['rate']:.1f}"}
         val_ids = "\n".join(sorted(frames["validation"]["review_id"]))

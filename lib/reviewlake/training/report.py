@@ -43,10 +43,13 @@ def up_to_date(spark: SparkSession, cfg: Config, model_type: str) -> str | None:
     if not spark.catalog.tableExists(cfg.table("silver")):
         return None
     if model_type == "multitask-int8":  # up to date when it quantized the current multitask champion
+        from reviewlake.models.quantize import METHOD
+
         source = registry.champion(client, registry.model_name(cfg, "multitask"), cfg.registry.alias)
         wanted = f"{source.name}/{source.version}" if source is not None else None
         return next((f"{name} v{v.version}" for v in client.search_model_versions(f"name = '{name}'")
-                     if wanted and v.tags.get("source_model") == wanted), None)
+                     if wanted and v.tags.get("source_model") == wanted and v.tags.get("quantization") == METHOD),
+                    None)
     version = tables.table_version(DeltaTable.forName(spark, cfg.table("silver")))
     fingerprint = train_fingerprint(cfg, model_type)
     for found in client.search_model_versions(f"name = '{name}'"):
