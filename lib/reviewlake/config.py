@@ -268,6 +268,22 @@ class JointTopicSettings(_Strict):
     topic_rows: int = Field(50000, ge=100)       # train rows assigned for the topic terms and quality figures
 
 
+class BilstmSettings(_Strict):
+    """The BiLSTM of the LSTM seeds: its own vocabulary from the train split, stacked BiLSTMs."""
+
+    vocab_size: int = Field(20000, ge=10)
+    min_count: int = Field(2, ge=1)              # reviews a word must appear in to enter the vocabulary
+    max_length: int = Field(166, ge=4)           # words per review (the 3.6M seed: 166; the 14M seed: 100)
+    embedding: int = Field(50, ge=2)
+    hidden: list[int] = Field(default_factory=lambda: [48, 24, 12], min_length=1)
+    dropout: float = Field(0.2, ge=0, lt=1)
+    batch_size: int = Field(256, ge=1)
+    lr: float = Field(0.01, gt=0)                # Adam
+    clip_norm: float = Field(5.0, gt=0)
+    epochs: int = Field(10, ge=1)
+    patience: int = Field(2, ge=1)               # epochs without a better validation recall (macro)
+
+
 class TrainSettings(_Strict):
     """What every training run shares."""
 
@@ -285,6 +301,7 @@ class TrainSettings(_Strict):
     linear: LinearSettings = LinearSettings()
     multitask: MultitaskSettings = MultitaskSettings()
     joint_topic: JointTopicSettings = JointTopicSettings()
+    bilstm: BilstmSettings = BilstmSettings()
     # Other multitask settings to train as versions of the same model (name -> fields over
     # `multitask`), e.g. another encoder: `train --candidate NAME` trains one, `make models` all of
     # them, and the champion alias goes to whichever is best on validation.

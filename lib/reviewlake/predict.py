@@ -217,6 +217,67 @@ class JointTopicPyfunc(PythonModel):
         return self.predictor.predict_frame(model_input["text"])
 
 
+class BilstmPredictor:
+    """Scores texts with a saved BiLSTM (its vocabulary in ``vocab.json``): sentiment only."""
+
+    def __init__(self, model_dir: Path, device: str = "cpu", threads: int | None = None) -> None:
+        import torch
+
+        from reviewlake.models.bilstm import BiLSTMClassifier
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.model_dir = model_dir
+        self.meta = json.loads((model_dir / "meta.json").read_text())
+        self.index = {w: i + 2 for i, w in enumerate(json.loads((model_dir / "vocab.json").read_text()))}
+        m = self.meta
+        self.model = BiLSTMClassifier(m["vocab_size"], m["embedding"], list(m["hidden"]), m["num_classes"])
+        self.model.load_state_dict(torch.load(model_dir / "model.pt", map_location="cpu"))
+        self.device = device
+        self.model.to(device).eval()
+
+    def scores(self, texts: list[str], batch_size: int = 256) -> dict[str, np.ndarray]:
+        import torch
+
+        from reviewlake.models.bilstm import encode_words, words
+        from reviewlake.training.bilstm import pad_batch
+
+        ids = [np.asarray(encode_words(words(t), self.index, self.meta["max_length"])) for t in texts]
+        proba = np.zeros((len(texts), self.meta["num_classes"]), np.float32)
+        order = np.argsort([len(x) for x in ids], kind="stable")
+        with torch.inference_mode():
+            for b in range(0, len(ids), batch_size):
+                rows = order[b:b + batch_size]
+                batch, lengths = pad_batch([ids[i] for i in rows])
+                proba[rows] = torch.softmax(self.model(batch.to(self.device), lengths), 1).float().cpu().numpy()
+        return {"proba": proba}
+
+    def predict_frame(self, texts: pd.Series) -> pd.DataFrame:
+        """As :meth:`MultitaskPredictor.predict_frame`, without rating or aspects."""
+        names = SENTIMENT_NAMES[self.meta["num_classes"]]
+        ok = texts.fillna("").str.strip() != ""
+        out = pd.DataFrame({"status": np.where(ok, "ok", "empty_text"), "sentiment": None, "sentiment_prob": np.nan,
+                            "rating_pred": np.nan, "aspects": "", "aspect_probs": "{}"}, index=texts.index)
+        if ok.any():
+            proba = self.scores(texts[ok].tolist())["proba"]
+            best = proba.argmax(1)
+            out.loc[ok, "sentiment"] = [names[i] for i in best]
+            out.loc[ok, "sentiment_prob"] = proba[np.arange(len(best)), best]
+        return out
+
+
+class BilstmPyfunc(PythonModel):
+    """``mlflow.pyfunc`` face of a BiLSTM model folder."""
+
+    def load_context(self, context: Any) -> None:
+        self.predictor = BilstmPredictor(Path(context.artifacts["model"]))
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        if "text" not in model_input.columns:
+            raise ValueError("the input needs a 'text' column")
+        return self.predictor.predict_frame(model_input["text"])
+
+
 def as_json(row: pd.Series) -> dict[str, Any]:
     """One row of :meth:`MultitaskPredictor.predict_frame` in the multi-task seed's JSON shape:
     sentiment, confidence, rating, aspects (those at or above 0.5) with their probabilities."""

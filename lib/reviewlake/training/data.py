@@ -163,3 +163,45 @@ def write_splits(spark: SparkSession, cfg: Config, frame: DataFrame, root: Path,
         raise ValueError(f"no training rows in {cfg.table('silver')} v{version} for sources {sources or 'all'}")
     log.info("snapshot of silver v%d: %s rows per split in %s", version, snapshot.rows, root)
     return snapshot
+
+
+def build_vocabulary(train: DataFrame, size: int, min_count: int) -> list[str]:
+    """The ``size - 2`` most frequent words of the train split's ``text_clean`` that appear in at least
+    ``min_count`` reviews (MLlib ``CountVectorizer``; ids 0 and 1 are padding and unknown words)."""
+    from pyspark.ml.feature import CountVectorizer, RegexTokenizer
+
+    from reviewlake.models.bilstm import WORD_GAPS
+
+    tokens = RegexTokenizer(inputCol="text_clean", outputCol="_words", pattern=WORD_GAPS, toLowercase=True,
+                            minTokenLength=1).transform(train.fillna({"text_clean": ""}))
+    model = CountVectorizer(inputCol="_words", outputCol="_counts", vocabSize=size - 2,
+                            minDF=float(min_count)).fit(tokens)
+    return list(model.vocabulary)
+
+
+def write_word_snapshot(spark: SparkSession, cfg: Config, root: Path, vocab_size: int, min_count: int,
+                        max_length: int, max_rows: int | None, sources: list[str],
+                        parts: int) -> tuple[Snapshot, list[str]]:
+    """The BiLSTM's snapshot: a vocabulary from the train split, and each row's word ids (int32 bytes in
+    ``input_ids``, as the token snapshot) with its targets. Returns the snapshot and the vocabulary."""
+    label = cfg.train.label
+    silver, version = silver_at_version(spark, cfg)
+    rows = select_rows(silver, cfg, max_rows, sources)
+    vocabulary = build_vocabulary(rows.where(F.col("split") == "train"), vocab_size, min_count)
+
+    def ids(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
+        from reviewlake.models.bilstm import encode_words, words
+
+        index = {w: i + 2 for i, w in enumerate(vocabulary)}
+        for texts in batches:
+            yield pd.Series([np.asarray(encode_words(words(t), index, max_length), dtype="<i4").tobytes()
+                             for t in texts.fillna("")])
+
+    frame = rows.select(
+        "review_id", "source", "split", "text_clean",
+        F.pandas_udf(ids, "binary")(F.col("text_clean")).alias("input_ids"),  # type: ignore[call-overload]
+        F.coalesce(F.col(label), F.lit(-1)).cast("int").alias("sentiment"),
+        F.col("rating").cast("float").alias("rating"),
+        F.transform("aspects", lambda a: a.cast("float")).alias("aspects"),
+    )
+    return write_splits(spark, cfg, frame, root, parts, version, sources, f"word ids of silver v{version}"), vocabulary

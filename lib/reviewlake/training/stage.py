@@ -29,7 +29,7 @@ from reviewlake.training.report import train_fingerprint
 
 log = logging.getLogger(__name__)
 
-MODEL_TYPES = ("multitask", "linear", "joint-topic", "multitask-int8")
+MODEL_TYPES = ("multitask", "linear", "joint-topic", "multitask-int8", "bilstm")
 
 
 @dataclass(frozen=True)
@@ -146,6 +146,10 @@ def train(spark: SparkSession, cfg: Config, request: TrainRequest) -> TrainRepor
         from reviewlake.training.linear import train_linear_stage
 
         return train_linear_stage(spark, cfg, request)
+    if request.model == "bilstm":
+        from reviewlake.training.bilstm import train_bilstm_stage
+
+        return train_bilstm_stage(spark, cfg, request)
     if request.model == "multitask-int8":
         from reviewlake.training.quantize import quantize_stage
 
