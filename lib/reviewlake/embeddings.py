@@ -111,11 +111,7 @@ def embed_silver(spark: SparkSession, cfg: Config, encoder: str, max_length: int
     """
     clock = time.perf_counter()
     name = cfg.table("embeddings")
-    table = tables.ensure_table(spark, name, EMBEDDINGS_SCHEMA, role="embeddings")
-    role = tables.table_role(spark, name)
-    if role not in (None, "embeddings"):
-        raise ValueError(f"table {name} is the {role} table, not embeddings; give tables.embeddings a name of "
-                         "its own in the config")
+    table = tables.owned_table(spark, name, EMBEDDINGS_SCHEMA, "embeddings")
     rows = silver.select("review_id", "text_clean").withColumn("text_hash", _text_hash())
     done = embeddings_for(spark, cfg, encoder).select("review_id", "text_hash")
     todo = rows.join(done, ["review_id", "text_hash"], "left_anti")

@@ -233,11 +233,7 @@ def write_metrics(
     if not rows:
         return 0
     name = cfg.table("model_metrics")
-    table = tables.ensure_table(spark, name, MODEL_METRICS_SCHEMA, role="model_metrics")
-    role = tables.table_role(spark, name)
-    if role not in (None, "model_metrics"):
-        raise ValueError(f"table {name} is the {role} table, not model_metrics; give tables.model_metrics "
-                         "a name of its own in the config")
+    table = tables.owned_table(spark, name, MODEL_METRICS_SCHEMA, "model_metrics")
     fresh = (
         spark.createDataFrame(
             [(model, version, run_id, split, s, m, float(v)) for s, m, v in rows],

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from mlflow.pyfunc import PythonModel
 import numpy as np
@@ -37,6 +37,28 @@ def save_model_dir(model: Any, tokenizer: Any, meta: dict[str, Any], out: Path) 
     tokenizer.save_pretrained(out / "encoder")
     (out / "meta.json").write_text(json.dumps(meta, indent=2))
     return out
+
+
+def sentiment_frame(texts: pd.Series, num_classes: int, score: Callable[[list[str]], dict[str, np.ndarray]],
+                    ) -> tuple[pd.DataFrame, pd.Series, dict[str, np.ndarray] | None]:
+    """The columns every model's ``predict`` adds to a table of texts: ``status`` (an empty text gets
+    ``empty_text``, not a score), ``sentiment`` and its probability, and ``rating_pred`` / ``aspects`` /
+    ``aspect_probs`` left empty for a model that has them to fill.
+
+    ``score`` is called once, with the non-empty texts, and returns at least ``proba``. Returns the
+    frame, the mask of the scored rows, and what ``score`` returned (None when no row had text).
+    """
+    names = SENTIMENT_NAMES[num_classes]
+    ok = texts.fillna("").str.strip() != ""
+    out = pd.DataFrame({"status": np.where(ok, "ok", "empty_text"), "sentiment": None, "sentiment_prob": np.nan,
+                        "rating_pred": np.nan, "aspects": "", "aspect_probs": "{}"}, index=texts.index)
+    if not ok.any():
+        return out, ok, None
+    scores = score(texts[ok].tolist())
+    best = scores["proba"].argmax(1)
+    out.loc[ok, "sentiment"] = [names[i] for i in best]
+    out.loc[ok, "sentiment_prob"] = scores["proba"][np.arange(len(best)), best]
+    return out, ok, scores
 
 
 class MultitaskPredictor:
@@ -107,15 +129,8 @@ class MultitaskPredictor:
 
     def predict_frame(self, texts: pd.Series) -> pd.DataFrame:
         """The columns ``predict`` adds to a table of texts; an empty text gets a status, not a score."""
-        names = SENTIMENT_NAMES[self.meta["num_classes"]]
-        ok = texts.fillna("").str.strip() != ""
-        out = pd.DataFrame({"status": np.where(ok, "ok", "empty_text"), "sentiment": None, "sentiment_prob": np.nan,
-                            "rating_pred": np.nan, "aspects": "", "aspect_probs": "{}"}, index=texts.index)
-        if ok.any():
-            s = self.scores(texts[ok].tolist())
-            best = s["proba"].argmax(1)
-            out.loc[ok, "sentiment"] = [names[i] for i in best]
-            out.loc[ok, "sentiment_prob"] = s["proba"][np.arange(len(best)), best]
+        out, ok, s = sentiment_frame(texts, self.meta["num_classes"], self.scores)
+        if s is not None:
             if self.meta.get("rating_rows", 1):  # a model trained without star ratings predicts none
                 out.loc[ok, "rating_pred"] = s["rating"]
             out.loc[ok, "aspects"] = [
@@ -188,33 +203,15 @@ class JointTopicPredictor:
     def predict_frame(self, texts: pd.Series) -> pd.DataFrame:
         """As :meth:`MultitaskPredictor.predict_frame` (no rating or aspects), plus ``topic_id``,
         ``topic_prob`` and ``topic_label``."""
-        names = SENTIMENT_NAMES[self.meta["num_classes"]]
-        ok = texts.fillna("").str.strip() != ""
-        out = pd.DataFrame({"status": np.where(ok, "ok", "empty_text"), "sentiment": None, "sentiment_prob": np.nan,
-                            "rating_pred": np.nan, "aspects": "", "aspect_probs": "{}", "topic_id": pd.NA,
-                            "topic_prob": np.nan, "topic_label": None}, index=texts.index)
-        out["topic_id"] = out["topic_id"].astype("Int64")
-        if ok.any():
-            s = self.scores(texts[ok].tolist())
-            best = s["proba"].argmax(1)
-            out.loc[ok, "sentiment"] = [names[i] for i in best]
-            out.loc[ok, "sentiment_prob"] = s["proba"][np.arange(len(best)), best]
+        out, ok, s = sentiment_frame(texts, self.meta["num_classes"], self.scores)
+        out["topic_id"] = pd.Series(pd.NA, index=texts.index, dtype="Int64")
+        out["topic_prob"] = np.nan
+        out["topic_label"] = None
+        if s is not None:
             out.loc[ok, "topic_id"] = s["topic"].astype(int)
             out.loc[ok, "topic_prob"] = s["topic_prob"]
             out.loc[ok, "topic_label"] = [self.topics.get(int(t), {}).get("label", f"topic {t}") for t in s["topic"]]
         return out
-
-
-class JointTopicPyfunc(PythonModel):
-    """``mlflow.pyfunc`` face of a joint sentiment-topic model folder."""
-
-    def load_context(self, context: Any) -> None:
-        self.predictor = JointTopicPredictor(Path(context.artifacts["model"]))
-
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        if "text" not in model_input.columns:
-            raise ValueError("the input needs a 'text' column")
-        return self.predictor.predict_frame(model_input["text"])
 
 
 class BilstmPredictor:
@@ -254,28 +251,40 @@ class BilstmPredictor:
 
     def predict_frame(self, texts: pd.Series) -> pd.DataFrame:
         """As :meth:`MultitaskPredictor.predict_frame`, without rating or aspects."""
-        names = SENTIMENT_NAMES[self.meta["num_classes"]]
-        ok = texts.fillna("").str.strip() != ""
-        out = pd.DataFrame({"status": np.where(ok, "ok", "empty_text"), "sentiment": None, "sentiment_prob": np.nan,
-                            "rating_pred": np.nan, "aspects": "", "aspect_probs": "{}"}, index=texts.index)
-        if ok.any():
-            proba = self.scores(texts[ok].tolist())["proba"]
-            best = proba.argmax(1)
-            out.loc[ok, "sentiment"] = [names[i] for i in best]
-            out.loc[ok, "sentiment_prob"] = proba[np.arange(len(best)), best]
-        return out
+        return sentiment_frame(texts, self.meta["num_classes"], self.scores)[0]
 
 
-class BilstmPyfunc(PythonModel):
-    """``mlflow.pyfunc`` face of a BiLSTM model folder."""
+class ModelFolderPyfunc(PythonModel):
+    """``mlflow.pyfunc`` face of a saved model folder: a frame with a ``text`` column in, the
+    predictor's ``predict_frame`` out. Subclasses name the predictor."""
+
+    predictor_class: Any = None
 
     def load_context(self, context: Any) -> None:
-        self.predictor = BilstmPredictor(Path(context.artifacts["model"]))
+        self.predictor = self.predictor_class(Path(context.artifacts["model"]))
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         if "text" not in model_input.columns:
             raise ValueError("the input needs a 'text' column")
         return self.predictor.predict_frame(model_input["text"])
+
+
+class MultitaskPyfunc(ModelFolderPyfunc):
+    """A multi-task (or its int8) model folder."""
+
+    predictor_class = MultitaskPredictor
+
+
+class JointTopicPyfunc(ModelFolderPyfunc):
+    """A joint sentiment-topic model folder."""
+
+    predictor_class = JointTopicPredictor
+
+
+class BilstmPyfunc(ModelFolderPyfunc):
+    """A BiLSTM model folder."""
+
+    predictor_class = BilstmPredictor
 
 
 def as_json(row: pd.Series) -> dict[str, Any]:
@@ -293,16 +302,6 @@ def as_json(row: pd.Series) -> dict[str, Any]:
     return out
 
 
-class MultitaskPyfunc(PythonModel):
-    """``mlflow.pyfunc`` face of a model folder: a frame with a ``text`` column in, predictions out."""
-
-    def load_context(self, context: Any) -> None:
-        self.predictor = MultitaskPredictor(Path(context.artifacts["model"]))
-
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        if "text" not in model_input.columns:
-            raise ValueError("the input needs a 'text' column")
-        return self.predictor.predict_frame(model_input["text"])
 def clean_texts(spark: Any, cfg: Any, texts: pd.Series) -> pd.Series:
     """``texts`` cleaned by silver's Spark rules (what the models were trained on), same index."""
     from reviewlake.preprocess import add_clean_text

@@ -124,6 +124,13 @@ def load(cfg: Config, reference: str) -> Any:
                          f"(registered: {known}); train it first: ./spark-submit.sh train --model ...") from exc
 
 
+def log_figures(splits: dict[str, list[tuple[str, str, float]]]) -> None:
+    """Log ``(source, metric, value)`` rows per split into the active MLflow run as ``split.source.metric``
+    (one batched call)."""
+    mlflow.log_metrics({f"{split}.{source}.{metric}": value for split, rows in splits.items()
+                        for source, metric, value in rows})
+
+
 def code_paths() -> list[str]:
     """The library, shipped inside each model so it loads in any process."""
     return [str(PROJECT_ROOT / "lib" / "reviewlake") if (PROJECT_ROOT / "lib" / "reviewlake").is_dir()

@@ -115,6 +115,17 @@ def ensure_table(
     return builder.execute()
 
 
+def owned_table(spark: SparkSession, name: str, schema: T.StructType, role: str) -> DeltaTable:
+    """:func:`ensure_table` for a job that writes into the table of ``role``: fails in one line when
+    ``name`` is another role's table (two roles given one name in the config)."""
+    table = ensure_table(spark, name, schema, role=role)
+    owner = table_role(spark, name)
+    if owner not in (None, role):
+        raise ValueError(f"table {name} is the {owner} table, not {role}; give tables.{role} a name of its own "
+                         "in the config")
+    return table
+
+
 def table_role(spark: SparkSession, name: str) -> str | None:
     """The ``reviewlake.role`` of table ``name``; None for a table written before roles were kept."""
     properties = DeltaTable.forName(spark, name).detail().select("properties").first()

@@ -153,11 +153,7 @@ def write_topics(spark: SparkSession, cfg: Config, model: str, version: str, top
     """Replace the topics of ``model`` ``version`` in ``tables.model_topics`` (one MERGE: a reader sees the
     old topics or the new, never a mix)."""
     name = cfg.table("model_topics")
-    table = tables.ensure_table(spark, name, MODEL_TOPICS_SCHEMA, role="model_topics")
-    role = tables.table_role(spark, name)
-    if role not in (None, "model_topics"):
-        raise ValueError(f"table {name} is the {role} table, not model_topics; give tables.model_topics a name "
-                         "of its own in the config")
+    table = tables.owned_table(spark, name, MODEL_TOPICS_SCHEMA, "model_topics")
     rows = [(model, version, t.topic_id, t.label, t.terms, t.weights, t.examples, t.reviews,
              t.shares.get("negative"), t.shares.get("neutral"), t.shares.get("positive"), t.npmi) for t in topics]
     frame = spark.createDataFrame(rows, T.StructType(MODEL_TOPICS_SCHEMA.fields[:-1])).withColumn(

@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from reviewlake.models.multitask import masked_cross_entropy
+
 
 class JointTopicModel(nn.Module):
     """``forward(x)`` returns (latent z, reconstruction, soft assignment q, sentiment logits)."""
@@ -61,10 +63,7 @@ def joint_loss(x: torch.Tensor, outputs: tuple[torch.Tensor, torch.Tensor, torch
     # mean is ~1/dim as large, and the sentiment term alone would shape the latent space.
     l_rec = (recon - x).pow(2).sum(1).mean()
     l_kl = F.kl_div(q.clamp(min=1e-12).log(), p, reduction="batchmean")
-    has_label = (sentiment >= 0).to(logits.dtype)
-    per_row = F.cross_entropy(logits, sentiment.clamp(min=0), weight=class_weights, reduction="none")
-    norm = ((class_weights[sentiment.clamp(min=0)] if class_weights is not None else 1.0) * has_label).sum()
-    l_sent = (per_row * has_label).sum() / norm.clamp(min=1e-8)
+    l_sent = masked_cross_entropy(logits, sentiment, class_weights)
     total = l_rec + gamma * l_kl + sentiment_weight * l_sent
     return total, {"loss": total.item(), "loss_rec": l_rec.item(), "loss_kl": l_kl.item(),
                    "loss_sentiment": l_sent.item()}

@@ -122,6 +122,19 @@ class MultiTaskModel(nn.Module):
                 p.requires_grad = False
 
 
+def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor,
+                         class_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross entropy (weighted by ``class_weights``) over the rows with a label; ``-1`` marks a row
+    without one, which adds nothing (and a batch without labels gives 0, still in the graph)."""
+    has_label = (labels >= 0).to(logits.dtype)
+    per_row = F.cross_entropy(logits, labels.clamp(min=0), weight=class_weights, reduction="none")
+    if class_weights is not None:
+        norm = (class_weights[labels.clamp(min=0)] * has_label).sum().clamp(min=1e-8)
+    else:
+        norm = has_label.sum().clamp(min=1.0)
+    return (per_row * has_label).sum() / norm
+
+
 def multitask_loss(
     outputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     sentiment: torch.Tensor,
@@ -136,16 +149,10 @@ def multitask_loss(
     always present (the lexicon labels every row).
     """
     logits, rating_pred, aspect_logits = outputs
-    has_label = (sentiment >= 0).to(logits.dtype)
     has_rating = (~torch.isnan(rating)).to(rating_pred.dtype)
     # Masked means: every head stays in the graph (a zero gradient when no row of the batch has its
     # target), which DDP needs, and a missing target adds nothing.
-    per_row = F.cross_entropy(logits, sentiment.clamp(min=0), weight=class_weights, reduction="none")
-    if class_weights is not None:
-        norm = (class_weights[sentiment.clamp(min=0)] * has_label).sum().clamp(min=1e-8)
-    else:
-        norm = has_label.sum().clamp(min=1.0)
-    l_sent = (per_row * has_label).sum() / norm
+    l_sent = masked_cross_entropy(logits, sentiment, class_weights)
     l_rating = ((rating_pred - torch.nan_to_num(rating)) ** 2 * has_rating).sum() / has_rating.sum().clamp(min=1.0)
     l_aspect = F.binary_cross_entropy_with_logits(aspect_logits, aspects)
     total = weights[0] * l_sent + weights[1] * l_rating + weights[2] * l_aspect

@@ -19,15 +19,15 @@ from typing import Any
 import numpy as np
 import torch
 from pyspark.sql import SparkSession
-from torch import nn
-from torch.nn import functional as F
 
 from reviewlake import registry
 from reviewlake.config import Config
 from reviewlake.models.bilstm import PAD, BiLSTMClassifier
+from reviewlake.models.multitask import masked_cross_entropy
 from reviewlake.training import backends
 from reviewlake.training.data import Snapshot
-from reviewlake.training.loop import _save, batch_rows, read_shard, start_rank
+from reviewlake.training.loop import (batch_rows, end_epoch, finish, optimizer_step, read_shard, resume,
+                                      save_latest, start_rank)
 
 log = logging.getLogger(__name__)
 
@@ -69,20 +69,12 @@ def train_bilstm(spec: dict[str, Any]) -> dict[str, Any]:
     optimizer: torch.optim.Optimizer = torch.optim.Adam(model.parameters(), lr=m["lr"])
     class_weights = torch.tensor(spec["class_weights"], dtype=torch.float32, device=comm.device)
     state: dict[str, Any] = {"step": 0, "epoch": 0, "batch": 0, "best": -1.0, "bad_epochs": 0, "history": []}
-    resumed_from = 0
-    if spec.get("resume") and latest.exists():
-        saved = torch.load(latest, map_location="cpu", weights_only=False)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        state = saved["state"]
-        resumed_from = state["step"]
+    state, resumed_from = resume(spec, comm, latest, model, optimizer, state)
     comm.broadcast(model, optimizer)
     trainer, opt = comm.trainer(model, optimizer)  # every parameter trains in every step: wrap once
 
     def checkpoint() -> None:
-        if comm.rank == 0:
-            _save({"model": model.state_dict(), "optimizer": opt.state_dict(), "state": state,
-                   "spec_run": spec["run_id"]}, latest)
+        save_latest(spec, comm, latest, model, opt, state)
 
     def evaluate() -> float:
         model.eval()
@@ -109,19 +101,10 @@ def train_bilstm(spec: dict[str, Any]) -> dict[str, Any]:
             ids, lengths = pad_batch([train.ids[i] for i in rows])
             labels = torch.from_numpy(train.sentiment[rows]).to(comm.device)
             logits = trainer(ids.to(comm.device), lengths)
-            has_label = (labels >= 0).float()
-            per_row = F.cross_entropy(logits, labels.clamp(min=0), weight=class_weights, reduction="none")
-            loss = (per_row * has_label).sum() / (class_weights[labels.clamp(min=0)] * has_label).sum().clamp(min=1e-8)
+            loss = masked_cross_entropy(logits, labels, class_weights)
             opt.zero_grad()
             loss.backward()
-            if spec["comm"] == "horovod":
-                opt.synchronize()  # type: ignore[attr-defined]
-                nn.utils.clip_grad_norm_(model.parameters(), m["clip_norm"])
-                with opt.skip_synchronize():  # type: ignore[attr-defined]
-                    opt.step()
-            else:
-                nn.utils.clip_grad_norm_(model.parameters(), m["clip_norm"])
-                opt.step()
+            optimizer_step(comm, model, opt, m["clip_norm"])
             state["step"] += 1
             state["batch"] += 1
             if comm.rank == 0 and state["step"] % 20 == 0:
@@ -134,24 +117,11 @@ def train_bilstm(spec: dict[str, Any]) -> dict[str, Any]:
         if state["batch"] < steps_per_epoch and state["step"] >= planned:
             break
         recall = evaluate()
-        improved = recall > state["best"]
-        state["history"].append({"epoch": state["epoch"], "step": state["step"], "val_macro_recall": recall})
-        if comm.rank == 0:
-            log.info("epoch %d: validation macro recall %.4f%s", state["epoch"], recall, " (best)" if improved else "")
-        if improved:
-            state["best"], state["bad_epochs"] = recall, 0
-            if comm.rank == 0:
-                _save({"model": model.state_dict()}, best_path)
-        else:
-            state["bad_epochs"] += 1
-        state["epoch"] += 1
-        state["batch"] = 0
+        end_epoch(comm, state, model, best_path, recall, True, {"val_macro_recall": recall}, "macro recall")
         checkpoint()
         if state["bad_epochs"] >= m["patience"]:
             break
-    if state["best"] < 0 and comm.rank == 0:
-        _save({"model": model.state_dict()}, best_path)
-    comm.close()
+    finish(comm, state, model, best_path)
     return {"best_val_macro_recall": state["best"], "best_state": str(best_path), "steps": state["step"],
             "planned_steps": planned, "resumed_from_step": resumed_from, "history": state["history"],
             "world_size": comm.world, "steps_per_epoch": steps_per_epoch,
@@ -225,9 +195,7 @@ def train_bilstm_stage(spark: SparkSession, cfg: Config, request: Any) -> Any:
                          "result": result}, "config.json")
         for h in result["history"]:
             mlflow.log_metric("val_macro_recall_epoch", h["val_macro_recall"], step=h["step"])
-        for split, found in (("validation", val_rows), ("test", test_rows)):
-            for source, metric, value in found:
-                mlflow.log_metric(f"{split}.{source}.{metric}", value)
+        registry.log_figures({"validation": val_rows, "test": test_rows})
         for split in ("validation", "test"):
             mlflow.log_artifact(str(confusion_png(preds[split], classes, run_dir / "plots" / f"confusion_{split}.png",
                                                   f"{name} {split}")), "plots")

@@ -36,7 +36,8 @@ from reviewlake.config import Config
 from reviewlake.models.joint_topic import JointTopicModel, joint_loss, kmeans, target_distribution
 from reviewlake.training import backends
 from reviewlake.training.data import Snapshot
-from reviewlake.training.loop import _save, batch_rows, macro_f1, read_columns, start_rank
+from reviewlake.training.loop import (batch_rows, end_epoch, finish, macro_f1, read_columns, resume, save_latest,
+                                      start_rank)
 
 log = logging.getLogger(__name__)
 
@@ -74,25 +75,14 @@ def train_joint_topic(spec: dict[str, Any]) -> dict[str, Any]:
     class_weights = torch.tensor(spec["class_weights"], dtype=torch.float32, device=comm.device)
     state: dict[str, Any] = {"step": 0, "epoch": 0, "batch": 0, "best": -1.0, "bad_epochs": 0, "history": [],
                              "centroids_set": False}
-    resumed_from = 0
-    if spec.get("resume") and latest.exists():
-        saved = torch.load(latest, map_location="cpu", weights_only=False)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        state = saved["state"]
-        resumed_from = state["step"]
-        if comm.rank == 0:
-            log.info("resumed from %s at step %d (epoch %d, batch %d)", latest, state["step"], state["epoch"],
-                     state["batch"])
+    state, resumed_from = resume(spec, comm, latest, model, optimizer, state)
     comm.broadcast(model, optimizer)
     trainer, opt = comm.trainer(model, optimizer)  # every parameter trains in every step: wrap once
     x_all = torch.from_numpy(x_train).to(comm.device)
     target: torch.Tensor | None = None
 
     def checkpoint() -> None:
-        if comm.rank == 0:
-            _save({"model": model.state_dict(), "optimizer": opt.state_dict(), "state": state,
-                   "spec_run": spec["run_id"]}, latest)
+        save_latest(spec, comm, latest, model, opt, state)
 
     def latent_and_q(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         model.eval()
@@ -159,26 +149,12 @@ def train_joint_topic(spec: dict[str, Any]) -> dict[str, Any]:
             break
         f1 = evaluate()
         # The best model is chosen among the clustering epochs only: before them there are no topics.
-        improved = clustering and f1 > state["best"]
-        state["history"].append({"epoch": state["epoch"], "step": state["step"], "val_macro_f1": f1,
-                                 "phase": "clustering" if clustering else "pretrain", **parts})
-        if comm.rank == 0:
-            log.info("epoch %d (%s): validation macro-F1 %.4f%s", state["epoch"],
-                     "clustering" if clustering else "pretrain", f1, " (best)" if improved else "")
-        if improved:
-            state["best"], state["bad_epochs"] = f1, 0
-            if comm.rank == 0:
-                _save({"model": model.state_dict()}, best_path)
-        elif clustering:
-            state["bad_epochs"] += 1
-        state["epoch"] += 1
-        state["batch"] = 0
+        end_epoch(comm, state, model, best_path, f1, clustering,
+                  {"val_macro_f1": f1, "phase": "clustering" if clustering else "pretrain", **parts}, "macro-F1")
         checkpoint()
         if clustering and state["bad_epochs"] >= m["patience"]:
             break
-    if state["best"] < 0 and comm.rank == 0:  # stopped before a clustering epoch was evaluated
-        _save({"model": model.state_dict()}, best_path)
-    comm.close()
+    finish(comm, state, model, best_path)
     return {"best_val_macro_f1": state["best"], "best_state": str(best_path), "steps": state["step"],
             "planned_steps": planned, "resumed_from_step": resumed_from, "history": state["history"],
             "world_size": comm.world, "steps_per_epoch": steps_per_epoch, "centroids_set": state["centroids_set"],
@@ -313,9 +289,7 @@ def train_joint_topic_stage(spark: SparkSession, cfg: Config, request: Any) -> A
                          "result": result, "topics": [asdict(t) for t in topics]}, "config.json")
         for h in result["history"]:
             mlflow.log_metric("val_macro_f1_epoch", h["val_macro_f1"], step=h["step"])
-        for split, found in (("validation", val_rows), ("test", test_rows), ("train", topic_rows)):
-            for source, metric, value in found:
-                mlflow.log_metric(f"{split}.{source}.{metric}", value)
+        registry.log_figures({"validation": val_rows, "test": test_rows, "train": topic_rows})
         mlflow.log_metric("topic_diversity", topic_diversity)
         plots = run_dir / "plots"
         for split in ("validation", "test"):

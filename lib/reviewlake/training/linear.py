@@ -43,25 +43,20 @@ class LinearPyfunc(PythonModel):
         from pyspark.sql import SparkSession
 
         from reviewlake.models.linear import predict_linear
-        from reviewlake.predict import SENTIMENT_NAMES
+        from reviewlake.predict import sentiment_frame
 
         if "text" not in model_input.columns:
             raise ValueError("the input needs a 'text' column")
         spark = SparkSession.getActiveSession()
         if spark is None:
             raise RuntimeError("the linear model scores through Spark: start a SparkSession first")
-        texts = model_input["text"].fillna("").astype(str)
-        ok = texts.str.strip() != ""
-        names = SENTIMENT_NAMES[self.meta["num_classes"]]
-        out = pd.DataFrame({"status": np.where(ok, "ok", "empty_text"), "sentiment": None, "sentiment_prob": np.nan,
-                            "rating_pred": np.nan, "aspects": "", "aspect_probs": "{}"}, index=model_input.index)
-        if ok.any():
-            frame = spark.createDataFrame(pd.DataFrame({"_i": np.arange(int(ok.sum())), "text_clean": texts[ok].tolist()}))
-            rows = {r["_i"]: r for r in predict_linear(self.model, frame).select("_i", "proba", "pred").collect()}
-            scored = [rows[i] for i in range(int(ok.sum()))]
-            out.loc[ok, "sentiment"] = [names[r["pred"]] for r in scored]
-            out.loc[ok, "sentiment_prob"] = [float(r["proba"][r["pred"]]) for r in scored]
-        return out
+
+        def score(texts: list[str]) -> dict[str, np.ndarray]:
+            frame = spark.createDataFrame(pd.DataFrame({"_i": np.arange(len(texts)), "text_clean": texts}))
+            rows = {r["_i"]: r["proba"] for r in predict_linear(self.model, frame).select("_i", "proba").collect()}
+            return {"proba": np.stack([np.asarray(rows[i]) for i in range(len(texts))])}
+
+        return sentiment_frame(model_input["text"].fillna("").astype(str), self.meta["num_classes"], score)[0]
 
 
 def _predictions(model: Any, frame: DataFrame, label: str) -> Any:
@@ -118,9 +113,7 @@ def train_linear_stage(spark: SparkSession, cfg: Config, request: Any) -> Any:
                            **{f"linear.{k}": v for k, v in cfg.train.linear.model_dump().items()}})
         for reg, f1 in by_reg.items():
             mlflow.log_metric("val_macro_f1_by_reg", f1, step=int(reg * 1000))
-        for split, found in (("validation", val_rows), ("test", test_rows)):
-            for source, metric, value in found:
-                mlflow.log_metric(f"{split}.{source}.{metric}", value)
+        registry.log_figures({"validation": val_rows, "test": test_rows})
         for split in ("validation", "test"):
             mlflow.log_artifact(str(confusion_png(predictions[split], classes, run_dir / "plots" / f"confusion_{split}.png",
                                                   f"{name} {split}")), "plots")

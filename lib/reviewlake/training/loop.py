@@ -267,6 +267,79 @@ def start_rank(spec: dict[str, Any]) -> tuple[Comm, Path, Path]:
     return comm, ckpt_dir / "latest.pt", ckpt_dir / "best.pt"
 
 
+def resume(spec: dict[str, Any], comm: Comm, latest: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+           state: dict[str, Any], scheduler: Any = None) -> tuple[dict[str, Any], int]:
+    """With ``spec['resume']`` and a latest checkpoint: load model, optimizer (and scheduler) from it and
+    return its loop state and step; otherwise ``state`` and step 0."""
+    if not (spec.get("resume") and latest.exists()):
+        return state, 0
+    saved = torch.load(latest, map_location="cpu", weights_only=False)
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(saved["scheduler"])
+    state = saved["state"]
+    if comm.rank == 0:
+        log.info("resumed from %s at step %d (epoch %d, batch %d)", latest, state["step"], state["epoch"],
+                 state["batch"])
+    return state, int(state["step"])
+
+
+def save_latest(spec: dict[str, Any], comm: Comm, latest: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+                state: dict[str, Any], scheduler: Any = None) -> None:
+    """Rank 0 writes the latest checkpoint: model, optimizer, scheduler (if any) and the loop state."""
+    if comm.rank == 0:
+        saved = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": state,
+                 "spec_run": spec["run_id"]}
+        if scheduler is not None:
+            saved["scheduler"] = scheduler.state_dict()
+        _save(saved, latest)
+
+
+def optimizer_step(comm: Comm, model: nn.Module, optimizer: torch.optim.Optimizer, clip_norm: float) -> None:
+    """Clip the gradients and step. Under Horovod the gradients are reduced first (so clipping sees
+    the averaged ones), and parameters frozen at the moment lose their (zero) gradient, so the
+    optimizer skips them (no weight decay either)."""
+    if comm.kind == "horovod":
+        optimizer.synchronize()  # type: ignore[attr-defined]
+        for p in model.parameters():
+            if not p.requires_grad:
+                p.grad = None
+        nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+        with optimizer.skip_synchronize():  # type: ignore[attr-defined]
+            optimizer.step()
+    else:
+        nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+        optimizer.step()
+
+
+def end_epoch(comm: Comm, state: dict[str, Any], model: nn.Module, best_path: Path, score: float, counts: bool,
+              entry: dict[str, Any], what: str) -> bool:
+    """Record an epoch's validation ``score`` (``entry`` goes into the history), keep the model on rank 0
+    when the score is the best so far, and move the state to the next epoch. ``counts``: this epoch
+    may be the best and counts towards patience. Returns whether it was the best."""
+    improved = counts and score > state["best"]
+    state["history"].append({"epoch": state["epoch"], "step": state["step"], **entry})
+    if comm.rank == 0:
+        log.info("epoch %d: validation %s %.4f%s", state["epoch"], what, score, " (best)" if improved else "")
+    if improved:
+        state["best"], state["bad_epochs"] = score, 0
+        if comm.rank == 0:
+            _save({"model": model.state_dict()}, best_path)
+    elif counts:
+        state["bad_epochs"] += 1
+    state["epoch"] += 1
+    state["batch"] = 0
+    return improved
+
+
+def finish(comm: Comm, state: dict[str, Any], model: nn.Module, best_path: Path) -> None:
+    """End the rank: a run stopped before any best epoch keeps its last model as the best; leave the group."""
+    if state["best"] < 0 and comm.rank == 0:
+        _save({"model": model.state_dict()}, best_path)
+    comm.close()
+
+
 def train_multitask(spec: dict[str, Any]) -> dict[str, Any]:
     """Train the multi-task model as one rank of ``spec['comm']`` ("single", "ddp" or "horovod").
 
@@ -318,22 +391,10 @@ def train_multitask(spec: dict[str, Any]) -> dict[str, Any]:
 
     state: dict[str, Any] = {"step": 0, "epoch": 0, "batch": 0, "best": -1.0, "bad_epochs": 0, "history": [],
                              "phase": None, "phase_start": 0}
-    resumed_from = 0
-    if spec.get("resume") and latest.exists():
-        saved = torch.load(latest, map_location="cpu", weights_only=False)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        state = saved["state"]
-        resumed_from = state["step"]
-        if comm.rank == 0:
-            log.info("resumed from %s at step %d (epoch %d, batch %d)", latest, state["step"], state["epoch"],
-                     state["batch"])
+    state, resumed_from = resume(spec, comm, latest, model, optimizer, state, scheduler)
 
     def checkpoint() -> None:
-        if comm.rank == 0:
-            _save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                   "scheduler": scheduler.state_dict(), "state": state, "spec_run": spec["run_id"]}, latest)
+        save_latest(spec, comm, latest, model, opt, state, scheduler)
 
     # Heads-only epochs after the first reuse the frozen encoder's pooled vectors, computed once per
     # process, when they fit in feature_cache_mb: each such epoch then takes seconds, not an encoder pass.
@@ -416,17 +477,7 @@ def train_multitask(spec: dict[str, Any]) -> dict[str, Any]:
                                          class_weights)
             opt.zero_grad()
             loss.backward()
-            if spec["comm"] == "horovod":
-                opt.synchronize()  # type: ignore[attr-defined]
-                for p in model.parameters():
-                    if not p.requires_grad:
-                        p.grad = None  # frozen this phase: AdamW skips it (no weight decay either)
-                nn.utils.clip_grad_norm_(model.parameters(), m["clip_norm"])
-                with opt.skip_synchronize():  # type: ignore[attr-defined]
-                    opt.step()
-            else:
-                nn.utils.clip_grad_norm_(model.parameters(), m["clip_norm"])
-                opt.step()
+            optimizer_step(comm, model, opt, m["clip_norm"])
             scheduler.step()
             state["step"] += 1
             state["batch"] += 1
@@ -442,20 +493,9 @@ def train_multitask(spec: dict[str, Any]) -> dict[str, Any]:
         if state["batch"] < steps_per_epoch and state["step"] >= planned:
             break  # stopped by max_steps inside the epoch
         f1 = evaluate()
-        improved = f1 > state["best"]
-        state["history"].append({"epoch": state["epoch"], "step": state["step"], "val_macro_f1": f1,
-                                 "phase": "heads" if stage == 0 else f"top{top}",
-                                 "lr": max(g["lr"] for g in opt.param_groups)})  # 0 at a phase's end
-        if comm.rank == 0:
-            log.info("epoch %d: validation macro-F1 %.4f%s", state["epoch"], f1, " (best)" if improved else "")
-        if improved:
-            state["best"], state["bad_epochs"] = f1, 0
-            if comm.rank == 0:
-                _save({"model": model.state_dict()}, best_path)
-        else:
-            state["bad_epochs"] += 1
-        state["epoch"] += 1
-        state["batch"] = 0
+        end_epoch(comm, state, model, best_path, f1, True,
+                  {"val_macro_f1": f1, "phase": "heads" if stage == 0 else f"top{top}",
+                   "lr": max(g["lr"] for g in opt.param_groups)}, "macro-F1")  # lr: 0 at a phase's end
         stop = False
         if state["bad_epochs"] >= m["patience"]:  # patience ends the heads-only phase, or the run
             if stage == 0 and m["epochs"] > 0:
@@ -468,9 +508,7 @@ def train_multitask(spec: dict[str, Any]) -> dict[str, Any]:
         if stop:
             break
         clock = time.perf_counter()
-    if state["best"] < 0 and comm.rank == 0:  # stopped before any evaluation
-        _save({"model": model.state_dict()}, best_path)
-    comm.close()
+    finish(comm, state, model, best_path)
     return {"best_val_macro_f1": state["best"], "best_state": str(best_path), "steps": state["step"],
             "planned_steps": planned, "resumed_from_step": resumed_from, "history": state["history"],
             "world_size": comm.world, "steps_per_epoch": steps_per_epoch,

@@ -123,9 +123,7 @@ def quantize_stage(spark: SparkSession, cfg: Config, request: Any) -> Any:
         for key in ("size_mb", "rate"):
             for label in ("fp32", "int8"):
                 mlflow.log_metric(f"{label}.{'reviews_per_s' if key == 'rate' else key}", figures[label][key])
-        for split, found in (("validation", val_rows), ("test", test_rows), ("test_fp32", full_rows)):
-            for s, m, v in found:
-                mlflow.log_metric(f"{split}.{s}.{m}", v)
+        registry.log_figures({"validation": val_rows, "test": test_rows, "test_fp32": full_rows})
         mlflow.log_text("\n".join(lines), "comparison.txt")
         mlflow.log_artifact(str(confusion_png(figures["int8"]["test"], classes, run_dir / "plots" / "confusion_test.png",
                                               f"{name} test")), "plots")

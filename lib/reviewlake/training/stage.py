@@ -261,9 +261,7 @@ def train_multitask_stage(spark: SparkSession, cfg: Config, request: TrainReques
             mode="json"), "snapshot": _snapshot_meta(snapshot), "result": result}, "config.json")
         for h in result["history"]:
             mlflow.log_metric("val_macro_f1_epoch", h["val_macro_f1"], step=h["step"])
-        for split, rows in (("validation", val_rows), ("test", test_rows)):
-            for source, metric, value in rows:
-                mlflow.log_metric(f"{split}.{source}.{metric}", value)
+        registry.log_figures({"validation": val_rows, "test": test_rows})
         plots = run_dir / "plots"
         for split in ("validation", "test"):
             mlflow.log_artifact(str(confusion_png(predictions[split], classes, plots / f"confusion_{split}.png",
