@@ -277,3 +277,32 @@ def test_int8_quantizes_a_registered_version_and_compares_it(spark: SparkSession
     with pytest.raises(ValueError, match="not a full-precision multitask model"):
         train(spark, silver, TrainRequest(model="multitask-int8", backend="torch-distributor", num_proc=1,
                                           local_mode=True, use_gpu=False, name="t-x", source_model="t-multitask-int8/1"))
+
+
+def test_bitlinear_trains_from_pretrained_weights_and_compares_with_full_precision(
+        spark: SparkSession, silver: Config, first: TrainReport) -> None:
+    from torch import nn
+
+    from reviewlake.models.bitlinear import METHOD, BitLinear
+
+    # The tiny encoder is random, not pretrained: it needs the tests' learning rate, not the config's.
+    cfg = silver.model_copy(update={"train": silver.train.model_copy(update={"bitlinear": silver.train.bitlinear.model_copy(
+        update={"multitask": {"lr": 0.003, "unfreeze_layers": 2}})})})
+    report = train(spark, cfg, TrainRequest(model="multitask-bitlinear", backend="torch-distributor", num_proc=2,
+                                            local_mode=False, use_gpu=False, name="t-multitask-bitlinear",
+                                            source_model="t-multitask/1"))
+    assert (report.version, report.promoted) == ("1", True)
+    assert report.details.startswith("bitlinear vs fp32 (t-multitask/1)") and "CPU reviews/s" in report.details
+    tags = registry.configure(silver).get_model_version("t-multitask-bitlinear", "1").tags
+    assert tags["quantization"] == METHOD and tags["compared_with"] == "t-multitask/1"
+    assert float(tags["size_mb"]) < float(tags["fp32_size_mb"])
+    accuracy = {s: v for s, m, v in report.test_metrics if m == "accuracy"}
+    assert accuracy["amazon-tsv"] > 0.7, report.summary()
+    model = registry.load(silver, "t-multitask-bitlinear@champion")
+    predictor = model.unwrap_python_model().predictor
+    layers = {n: m for n, m in predictor.model.named_modules() if isinstance(m, nn.Linear)}
+    bits = [m for n, m in layers.items() if not n.startswith("encoder.pooler")]
+    assert bits and all(isinstance(m, BitLinear) and m.frozen for m in bits)  # heads too
+    assert all(set(m.weight.unique().tolist()) <= {-1.0, 0.0, 1.0} for m in bits)
+    out = model.predict(pd.DataFrame({"text": ["works perfectly, love it", ""]}))
+    assert list(out["status"]) == ["ok", "empty_text"] and 1.0 <= out["rating_pred"][0] <= 5.0

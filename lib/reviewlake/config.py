@@ -66,6 +66,17 @@ class Tables(_Strict):
         return self
 
 
+class GpuSettings(_Strict):
+    """Spark's GPU scheduling, for ``train --use-gpu`` (off on CPU machines). Spark gives each task
+    ``task_amount`` of its executor's GPUs (found by ``discovery_script`` on each executor, and on the
+    driver for a local master) and TorchDistributor points each process's CUDA_VISIBLE_DEVICES at them."""
+
+    enabled: bool = False
+    executor_amount: int = Field(1, ge=1)        # GPUs per executor
+    task_amount: int = Field(1, ge=1)            # GPUs per task: one training process each
+    discovery_script: Path = Path("scripts/gpu-discovery.sh")
+
+
 class SparkSettings(_Strict):
     master: str = "local[2]"
     app_name: str = "reviewlake"
@@ -73,6 +84,7 @@ class SparkSettings(_Strict):
     driver_memory: str = "6g"
     metastore_uri: str | None = None
     executor_env: dict[str, str] = Field(default_factory=dict)
+    gpu: GpuSettings = GpuSettings()
     conf: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("metastore_uri", mode="before")
@@ -284,6 +296,21 @@ class BilstmSettings(_Strict):
     patience: int = Field(2, ge=1)               # epochs without a better validation recall (macro)
 
 
+class BitlinearSettings(_Strict):
+    """``multitask-bitlinear``: the multi-task model with BitLinear layers (ternary weights, low-bit
+    activations), trained from the pretrained weights with ``multitask`` plus the fields in ``multitask``
+    here over it (ternary weights move the encoder far from where it was pretrained: more of it trains)."""
+
+    activation_bits: int = Field(8, ge=2, le=16)
+    multitask: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("multitask")
+    @classmethod
+    def _fields_are_settings(cls, value: dict[str, Any]) -> dict[str, Any]:
+        MultitaskSettings.model_validate(value)
+        return value
+
+
 class TrainSettings(_Strict):
     """What every training run shares."""
 
@@ -302,6 +329,7 @@ class TrainSettings(_Strict):
     multitask: MultitaskSettings = MultitaskSettings()
     joint_topic: JointTopicSettings = JointTopicSettings()
     bilstm: BilstmSettings = BilstmSettings()
+    bitlinear: BitlinearSettings = BitlinearSettings()
     # Other multitask settings to train as versions of the same model (name -> fields over
     # `multitask`), e.g. another encoder: `train --candidate NAME` trains one, `make models` all of
     # them, and the champion alias goes to whichever is best on validation.
@@ -326,6 +354,10 @@ class TrainSettings(_Strict):
             raise ValueError(f"unknown candidate '{name}' (train.candidates: {known})")
         merged = _merge(self.multitask.model_dump(), self.candidates[name])
         return self.model_copy(update={"multitask": MultitaskSettings.model_validate(merged), "candidates": {}})
+
+    def bitlinear_multitask(self) -> MultitaskSettings:
+        """The multitask settings of a ``multitask-bitlinear`` run: ``bitlinear.multitask`` over ``multitask``."""
+        return MultitaskSettings.model_validate(_merge(self.multitask.model_dump(), self.bitlinear.multitask))
 
 
 class RegistrySettings(_Strict):

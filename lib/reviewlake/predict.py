@@ -32,7 +32,12 @@ def save_model_dir(model: Any, tokenizer: Any, meta: dict[str, Any], out: Path) 
     import torch
 
     out.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), out / "model.pt")
+    if meta.get("quantized") == "bitlinear":  # ternary weights packed four to a byte (freezes the model)
+        from reviewlake.models.bitlinear import pack
+
+        torch.save(pack(model), out / "model.pt")
+    else:
+        torch.save(model.state_dict(), out / "model.pt")
     model.encoder.config.save_pretrained(out / "encoder")
     tokenizer.save_pretrained(out / "encoder")
     (out / "meta.json").write_text(json.dumps(meta, indent=2))
@@ -77,12 +82,18 @@ class MultitaskPredictor:
         config = AutoConfig.from_pretrained(model_dir / "encoder", local_files_only=True)
         self.model: Any = MultiTaskModel(AutoModel.from_config(config), self.meta["num_classes"],
                                          len(self.meta["aspects"]), self.meta["pooling"])
+        state = torch.load(model_dir / "model.pt", map_location="cpu")
         if self.meta.get("quantized") == "int8":  # the saved state is of the quantized module
             from reviewlake.models.quantize import quantize_int8
 
             self.model = quantize_int8(self.model)
             device = "cpu"  # dynamic int8 kernels run on the CPU
-        self.model.load_state_dict(torch.load(model_dir / "model.pt", map_location="cpu"))
+        if self.meta.get("quantized") == "bitlinear":
+            from reviewlake.models.bitlinear import to_bitlinear, unpack
+
+            unpack(to_bitlinear(self.model, self.meta["activation_bits"]), state)
+        else:
+            self.model.load_state_dict(state)
         self.device = torch.device(device)
         self.model.to(self.device).eval()
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir / "encoder", local_files_only=True)
@@ -147,7 +158,12 @@ def save_joint_topic_dir(model: Any, encoder: Any, tokenizer: Any, meta: dict[st
     import torch
 
     out.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), out / "model.pt")
+    if meta.get("quantized") == "bitlinear":  # ternary weights packed four to a byte (freezes the model)
+        from reviewlake.models.bitlinear import pack
+
+        torch.save(pack(model), out / "model.pt")
+    else:
+        torch.save(model.state_dict(), out / "model.pt")
     encoder.save_pretrained(out / "encoder")
     tokenizer.save_pretrained(out / "encoder")
     (out / "meta.json").write_text(json.dumps(meta, indent=2))

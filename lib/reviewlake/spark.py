@@ -108,8 +108,24 @@ def spark_conf(cfg: Config) -> dict[str, str]:
         )
     for key, value in cfg.spark.executor_env.items():
         conf[f"spark.executorEnv.{key}"] = value
+    conf.update(gpu_conf(cfg))
     conf.update(cfg.spark.conf)
     return conf
+
+
+def gpu_conf(cfg: Config) -> dict[str, str]:
+    """Spark's GPU resource settings when ``spark.gpu.enabled``: GPUs per executor and per task and the
+    discovery script (on a local master, the driver's GPUs, which TorchDistributor's local mode uses)."""
+    gpu = cfg.spark.gpu
+    if not gpu.enabled:
+        return {}
+    script = str(gpu.discovery_script if gpu.discovery_script.is_absolute() else PROJECT_ROOT / gpu.discovery_script)
+    if cfg.spark.master.startswith("local["):
+        return {"spark.driver.resource.gpu.amount": str(gpu.executor_amount),
+                "spark.driver.resource.gpu.discoveryScript": script}
+    return {"spark.executor.resource.gpu.amount": str(gpu.executor_amount),
+            "spark.task.resource.gpu.amount": str(gpu.task_amount),
+            "spark.executor.resource.gpu.discoveryScript": script}
 
 
 def get_spark(cfg: Config, app_name: str | None = None) -> SparkSession:

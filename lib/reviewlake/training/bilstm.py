@@ -140,7 +140,7 @@ def train_bilstm_stage(spark: SparkSession, cfg: Config, request: Any) -> Any:
                                            launch, prepare_run)
 
     clock = time.perf_counter()
-    backends.check_slots(spark, request.num_proc, request.local_mode and request.backend == "torch-distributor")
+    backends.preflight(spark, request)
     settings = cfg.train.bilstm
     if request.epochs is not None:
         settings = settings.model_copy(update={"epochs": request.epochs})

@@ -217,7 +217,7 @@ def train_joint_topic_stage(spark: SparkSession, cfg: Config, request: Any) -> A
                                            prepare_run)
 
     clock = time.perf_counter()
-    backends.check_slots(spark, request.num_proc, request.local_mode and request.backend == "torch-distributor")
+    backends.preflight(spark, request)
     settings = cfg.train.joint_topic
     if request.epochs is not None:
         settings = settings.model_copy(update={"epochs": request.epochs})

@@ -11,6 +11,8 @@ each epoch's end. Every rank returns the same result, so the launcher may take a
 
 from __future__ import annotations
 
+import contextlib
+
 import logging
 import math
 import os
@@ -163,6 +165,12 @@ class Comm:
             if use_gpu and torch.cuda.is_available():
                 self.device = torch.device("cuda")
 
+    def autocast(self) -> Any:
+        """bf16 autocast for forward passes on a GPU; on the CPU, float32 as it is."""
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     def sum(self, values: torch.Tensor) -> torch.Tensor:
         if self.kind == "ddp":
             import torch.distributed as dist
@@ -247,8 +255,13 @@ def _save(obj: dict[str, Any], path: Path) -> None:
 
 def build_model(spec: dict[str, Any]) -> MultiTaskModel:
     m = spec["model"]
-    return MultiTaskModel(load_encoder(m["encoder"]), spec["num_classes"], spec["num_aspects"], m["pooling"],
-                          m["dropout"])
+    model = MultiTaskModel(load_encoder(m["encoder"]), spec["num_classes"], spec["num_aspects"], m["pooling"],
+                           m["dropout"])
+    if spec.get("bitlinear"):  # multitask-bitlinear: ternary weights, spec["bitlinear"]-bit activations
+        from reviewlake.models.bitlinear import to_bitlinear
+
+        to_bitlinear(model, spec["bitlinear"])
+    return model
 
 
 def start_rank(spec: dict[str, Any]) -> tuple[Comm, Path, Path]:
@@ -411,11 +424,13 @@ def train_multitask(spec: dict[str, Any]) -> dict[str, Any]:
         with torch.no_grad():
             for b in range(0, n, m["eval_batch_size"]):
                 rows = range(b, min(n, b + m["eval_batch_size"]))
-                if "validation" in features:
-                    logits = model(pooled=features["validation"][b:b + len(rows)].to(comm.device))[0]
-                else:
-                    batch = collate([validation.ids[i][:m["max_length"] - 2] for i in rows], *tokens)
-                    logits = model(batch["input_ids"].to(comm.device), batch["attention_mask"].to(comm.device))[0]
+                with comm.autocast():
+                    if "validation" in features:
+                        logits = model(pooled=features["validation"][b:b + len(rows)].to(comm.device))[0]
+                    else:
+                        batch = collate([validation.ids[i][:m["max_length"] - 2] for i in rows], *tokens)
+                        logits = model(batch["input_ids"].to(comm.device),
+                                       batch["attention_mask"].to(comm.device))[0]
                 truth = torch.from_numpy(validation.sentiment[list(rows)])
                 pred = logits.argmax(-1).cpu()
                 for t, p in zip(truth[truth >= 0].tolist(), pred[truth >= 0].tolist()):
@@ -456,7 +471,9 @@ def train_multitask(spec: dict[str, Any]) -> dict[str, Any]:
             if stage == 0 and use_cache:
                 clock = time.perf_counter()
                 for name, shard in (("train", train), ("validation", validation)):
-                    features[name] = encode(model, shard, m["max_length"], tokens, m["eval_batch_size"], comm.device)
+                    with comm.autocast():
+                        features[name] = encode(model, shard, m["max_length"], tokens, m["eval_batch_size"],
+                                                comm.device)
                 if comm.rank == 0:
                     log.info("encoded %d rows once for the heads-only epochs (%.1f rows/s per process)",
                              len(train) + len(validation),
@@ -472,9 +489,10 @@ def train_multitask(spec: dict[str, Any]) -> dict[str, Any]:
             else:
                 inputs = collate([train.ids[i][:m["max_length"] - 2] for i in rows], *tokens)
             batch = {k: v.to(comm.device) for k, v in (inputs | targets(train, rows)).items()}
-            outputs = trainer(**{k: batch[k] for k in inputs})
-            loss, parts = multitask_loss(outputs, batch["sentiment"], batch["rating"], batch["aspects"], weights,
-                                         class_weights)
+            with comm.autocast():  # bf16 on a GPU; the loss in float32
+                outputs = trainer(**{k: batch[k] for k in inputs})
+            loss, parts = multitask_loss(tuple(o.float() for o in outputs), batch["sentiment"], batch["rating"],
+                                         batch["aspects"], weights, class_weights)
             opt.zero_grad()
             loss.backward()
             optimizer_step(comm, model, opt, m["clip_norm"])

@@ -24,7 +24,7 @@ SEED_FIGURES = [
 
 # Settings sections of the model families added after linear and multitask: each is part of its own
 # family's fingerprint only (the first two hash every other setting, as they always have).
-FAMILY_SECTIONS = {"joint-topic": "joint_topic", "bilstm": "bilstm"}
+FAMILY_SECTIONS = {"joint-topic": "joint_topic", "bilstm": "bilstm", "multitask-bitlinear": "bitlinear"}
 
 
 def train_fingerprint(cfg: Config, model_type: str) -> str:

@@ -29,7 +29,7 @@ from reviewlake.training.report import train_fingerprint
 
 log = logging.getLogger(__name__)
 
-MODEL_TYPES = ("multitask", "linear", "joint-topic", "multitask-int8", "bilstm")
+MODEL_TYPES = ("multitask", "linear", "joint-topic", "multitask-int8", "bilstm", "multitask-bitlinear")
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,9 @@ class TrainRequest:
     max_steps: int | None = None
     sources: list[str] = field(default_factory=list)
     candidate: str | None = None      # one of train.candidates (multitask); None: train.multitask as it is
-    source_model: str | None = None   # multitask-int8: the version to quantize (default multitask@champion)
+    # multitask-int8: the version to quantize; multitask-bitlinear: the full-precision version to compare
+    # with (default multitask@champion)
+    source_model: str | None = None
 
 
 @dataclass
@@ -212,13 +214,15 @@ def train_multitask_stage(spark: SparkSession, cfg: Config, request: TrainReques
     import torch
 
     from reviewlake.evaluate import confusion_png, metrics, write_metrics
+    from reviewlake.models.bitlinear import METHOD
     from reviewlake.models.multitask import load_tokenizer
     from reviewlake.predict import SENTIMENT_NAMES, MultitaskPredictor, MultitaskPyfunc, save_model_dir
     from reviewlake.training.loop import build_model, train_multitask
 
     clock = time.perf_counter()
-    backends.check_slots(spark, request.num_proc, request.local_mode and request.backend == "torch-distributor")
-    settings = cfg.train.multitask
+    backends.preflight(spark, request)
+    bitlinear = request.model == "multitask-bitlinear"
+    settings = cfg.train.bitlinear_multitask() if bitlinear else cfg.train.multitask
     if request.epochs is not None:
         settings = settings.model_copy(update={"epochs": request.epochs})
     max_tokens = settings.max_length + settings.window_stride * (settings.max_windows - 1)
@@ -227,7 +231,8 @@ def train_multitask_stage(spark: SparkSession, cfg: Config, request: TrainReques
         snapshot = write_snapshot(spark, cfg, run_dir / "data", settings.encoder, max_tokens,
                                   request.max_rows or cfg.train.max_rows, request.sources or cfg.train.sources,
                                   parts=max(2, request.num_proc) * 2)
-        return snapshot, loop_spec(cfg, settings, snapshot, run_id, run_dir, request.use_gpu, request.max_steps)
+        spec = loop_spec(cfg, settings, snapshot, run_id, run_dir, request.use_gpu, request.max_steps)
+        return snapshot, spec | ({"bitlinear": cfg.train.bitlinear.activation_bits} if bitlinear else {})
 
     run_id, run_dir, snapshot, spec = prepare_run(cfg, request, build)
     result = launch(spark, request, train_multitask, spec, run_id)
@@ -240,6 +245,8 @@ def train_multitask_stage(spark: SparkSession, cfg: Config, request: TrainReques
             "aspects": aspects, "pooling": settings.pooling, "max_length": settings.max_length,
             "window_stride": settings.window_stride, "max_windows": settings.max_windows,
             "encoder": settings.encoder, "cleaning": cfg.preprocess.cleaning.model_dump()}
+    if bitlinear:
+        meta |= {"quantized": "bitlinear", "activation_bits": cfg.train.bitlinear.activation_bits}
     model_dir = save_model_dir(model, load_tokenizer(settings.encoder), meta, run_dir / "model")
     predictor = MultitaskPredictor(model_dir, threads=os.cpu_count())  # the driver scores with all its cores
     classes = SENTIMENT_NAMES[snapshot.num_classes]
@@ -248,6 +255,8 @@ def train_multitask_stage(spark: SparkSession, cfg: Config, request: TrainReques
     val_rows = metrics(predictions["validation"], classes)
     test_rows = metrics(predictions["test"], classes)
     val_f1 = _macro_f1_all(predictions["validation"])
+    comparison = compare_with_full_precision(cfg, request, predictor, _read_split(
+        snapshot, "test", cfg.train.eval_rows), classes) if bitlinear else None
 
     name = registry.model_name(cfg, request.model, request.name)
     client = registry.configure(cfg)
@@ -274,6 +283,9 @@ def train_multitask_stage(spark: SparkSession, cfg: Config, request: TrainReques
                 "rows": json.dumps(snapshot.rows_by_source), "encoder": settings.encoder,
                 "backend": request.backend, "train_config": train_fingerprint(cfg, request.model),
                 "candidate": request.candidate or "default"}
+        if comparison is not None:
+            mlflow.log_text(comparison.text, "comparison.txt")
+            tags |= {"quantization": METHOD, **comparison.tags}
 
         registered = registry.register(cfg, client, name, run.info.run_id, "model", val_f1, snapshot.validation_hash,
                                        tags, request.promote, champion_scorer(cfg, name, snapshot, classes))
@@ -283,7 +295,23 @@ def train_multitask_stage(spark: SparkSession, cfg: Config, request: TrainReques
     return TrainReport(run_id=run_id, model=request.model, name=name, version=registered.version,
                        promoted=registered.promoted, why=registered.why, silver_version=snapshot.silver_version,
                        rows=snapshot.rows, val_macro_f1=val_f1, test_metrics=test_rows, steps=result["steps"],
-                       resumed_from_step=result["resumed_from_step"], seconds=time.perf_counter() - clock)
+                       resumed_from_step=result["resumed_from_step"], seconds=time.perf_counter() - clock,
+                       details=comparison.text if comparison is not None else "")
+
+
+def compare_with_full_precision(cfg: Config, request: TrainRequest, predictor: Any, frame: pd.DataFrame,
+                                classes: list[str]) -> Any:
+    """A BitLinear model against the full-precision multitask version ``request.source_model`` (default
+    the champion) on the same test rows, in this run (None when there is no such version)."""
+    from reviewlake.training.quantize import compare
+
+    reference = request.source_model or f"{cfg.registry.prefix}multitask@{cfg.registry.alias}"
+    try:
+        full = registry.load(cfg, reference).unwrap_python_model().predictor
+    except ValueError as e:
+        log.warning("no full-precision model to compare with: %s", e)
+        return None
+    return compare(reference, {"fp32": full, "bitlinear": predictor}, frame, classes)
 
 
 def _macro_f1_labels(y: np.ndarray, pred: np.ndarray) -> float:
