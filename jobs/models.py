@@ -1,5 +1,5 @@
-"""Build the real-data models (make models): labeled corpora -> silver -> linear, multitask (and its int8
-quantization of the champion), joint-topic and bilstm -> champions.
+"""Build the real-data models (make models): labeled corpora -> silver -> linear, multitask (its int8
+quantization of the champion, and the BitLinear model), joint-topic and bilstm -> champions.
 
 Reuses what is done: a model whose champion was trained on the current silver version with the
 current training settings is not trained again.
@@ -20,9 +20,9 @@ from reviewlake.training.stage import TrainRequest, resolved, train
 
 def main(argv: list[str] | None = None) -> int:
     p = cli.parser(__doc__ or "")
-    p.add_argument("--models", default="linear,multitask,multitask-int8,joint-topic,bilstm",
+    p.add_argument("--models", default="linear,multitask,multitask-int8,multitask-bitlinear,joint-topic,bilstm",
                    help="comma-separated model types, in order (default: linear,multitask,multitask-int8,"
-                        "joint-topic,bilstm)")
+                        "multitask-bitlinear,joint-topic,bilstm)")
     p.add_argument("--force", action="store_true", help="train again even if the champions are up to date")
     args = p.parse_args(argv)
     cfg = cli.config(args)
