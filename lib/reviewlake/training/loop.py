@@ -12,7 +12,6 @@ each epoch's end. Every rank returns the same result, so the launcher may take a
 from __future__ import annotations
 
 import contextlib
-
 import logging
 import math
 import os

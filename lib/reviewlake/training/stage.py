@@ -250,13 +250,14 @@ def train_multitask_stage(spark: SparkSession, cfg: Config, request: TrainReques
     model_dir = save_model_dir(model, load_tokenizer(settings.encoder), meta, run_dir / "model")
     predictor = MultitaskPredictor(model_dir, threads=os.cpu_count())  # the driver scores with all its cores
     classes = SENTIMENT_NAMES[snapshot.num_classes]
-    predictions = {split: evaluate_split(predictor, _read_split(snapshot, split, cfg.train.eval_rows), len(aspects))
-                   for split in ("validation", "test")}
+    frames = {split: _read_split(snapshot, split, cfg.train.eval_rows) for split in ("validation", "test")}
+    # A BitLinear model's test figures come from its comparison with full precision (the same rows, scored once).
+    comparison = compare_with_full_precision(cfg, request, predictor, frames["test"], classes) if bitlinear else None
+    predictions = {split: comparison.figures["bitlinear"]["test"] if comparison is not None and split == "test"
+                   else evaluate_split(predictor, frame, len(aspects)) for split, frame in frames.items()}
     val_rows = metrics(predictions["validation"], classes)
     test_rows = metrics(predictions["test"], classes)
     val_f1 = _macro_f1_all(predictions["validation"])
-    comparison = compare_with_full_precision(cfg, request, predictor, _read_split(
-        snapshot, "test", cfg.train.eval_rows), classes) if bitlinear else None
 
     name = registry.model_name(cfg, request.model, request.name)
     client = registry.configure(cfg)
