@@ -17,9 +17,11 @@ FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")  # pyspark.testing imports pyspark.pandas
 # The jobs the tests run with spark-submit (and the benchmark scripts) are short-lived JVMs: with the
-# client compiler only they start with about 40 % less CPU. The tests' own session runs all suite long
-# and keeps the optimizing compiler (see the spark fixture).
-os.environ.setdefault("SPARK_SUBMIT_OPTS", "-XX:TieredStopAtLevel=1")
+# client compiler only they start with about 40 % less CPU. Without tiered compilation the JVM reserves
+# a 48 MB code cache, which the train benchmark's many queries filled ("Out of space in CodeCache"):
+# keep the tiered size. The tests' own session runs all suite long and keeps the optimizing compiler
+# (see the spark fixture).
+os.environ.setdefault("SPARK_SUBMIT_OPTS", "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m")
 
 TEST_SPARK_CONF = (
     "spark.conf={spark.ui.enabled: 'false', spark.ui.showConsoleProgress: 'false', "
