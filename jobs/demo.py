@@ -1,7 +1,8 @@
 """The main job on the bundled default: generate a small corpus in every format, ingest it, build
-the silver table with its data-quality summary, and train small models on it.
+the silver table with its data-quality summary, train small models on it, score silver with them and
+build the gold topic-by-sentiment tables.
 
-Prints what each stage wrote, the models' test metrics, and Spark SQL queries to copy. The models
+Prints what each stage wrote, the models' test metrics, the topic table, and Spark SQL queries to copy. The models
 are registered as demo-linear, demo-multitask and demo-joint-topic, so a demo never moves a real
 champion.
 """
@@ -11,10 +12,14 @@ from __future__ import annotations
 import sys
 
 from reviewlake import cli
+from reviewlake.aggregate import aggregate, topic_table
+from reviewlake.config import PROJECT_ROOT
 from reviewlake.generate import FORMATS, generate
 from reviewlake.ingest import ingest
 from reviewlake.preprocess import preprocess
 from reviewlake.quality import write_quality_report
+from reviewlake.registry import resolve
+from reviewlake.score import score_reviews
 from reviewlake.spark import get_spark
 from reviewlake.training.report import accuracy_table, topic_table_of
 from reviewlake.training.stage import TrainRequest, train
@@ -66,7 +71,16 @@ def main(argv: list[str] | None = None) -> int:
         print("Test metrics of the demo models (generated reviews: they prove the pipeline, not accuracy):")
         print(accuracy_table(spark, cfg, names))
         print(topic_table_of(spark, cfg, f"{DEMO_PREFIX}joint-topic"))
+        scored = {}
+        for model in ("multitask", "joint-topic"):
+            scored[model] = resolve(cfg, f"{DEMO_PREFIX}{model}@{cfg.registry.alias}")
+            print(score_reviews(spark, cfg, scored[model].reference).summary())
+        print(aggregate(spark, cfg, scored["multitask"], scored["joint-topic"]).summary())
+        print("Topics by sentiment (gold table topic_sentiment):")
+        print(topic_table(spark, cfg))
         print(f"  ./spark-submit.sh predict --model {DEMO_PREFIX}multitask@champion --text \"Great value, fast shipping\"")
+        for query in sorted((PROJECT_ROOT / "conf" / "queries").glob("*.sql")):
+            print(f"  ./spark-submit.sh sql -f {query.relative_to(PROJECT_ROOT)}")
     print("Query the tables from a new session, e.g.:\n"
           f"  ./spark-submit.sh sql \"SELECT source, label, count(*) FROM {bronze} GROUP BY 1, 2\"\n"
           f"  ./spark-submit.sh sql \"SELECT source_file, source_line, reason, detail FROM {quarantine} LIMIT 10\"\n"

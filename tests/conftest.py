@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import pytest
 from pyspark.sql import SparkSession
 
 from reviewlake.config import Config, load_config
 from reviewlake.spark import get_spark
+
+if TYPE_CHECKING:
+    from reviewlake.training.stage import TrainReport
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).resolve().parents[1]
@@ -100,3 +103,29 @@ def train_silver(spark: SparkSession, spark_home: Path, train_home: Path) -> Con
     ingest(spark, cfg, "amazon-tsv", corpus.files[0])
     preprocess(spark, cfg)
     return cfg
+
+
+@pytest.fixture(scope="session")
+def t_multitask(spark: SparkSession, train_silver: Config) -> "TrainReport":
+    """Version 1 of t-multitask on the training tests' silver, trained by 2 barrier tasks through
+    TorchDistributor (the tiny encoder)."""
+    from reviewlake.training.stage import TrainRequest, train
+
+    return train(spark, train_silver, TrainRequest(model="multitask", backend="torch-distributor", num_proc=2,
+                                                   local_mode=False, use_gpu=False, name="t-multitask"))
+
+
+JOINT = ["train.joint_topic.batch_size=64", "train.joint_topic.pretrain_epochs=3", "train.joint_topic.epochs=4",
+         "train.joint_topic.target_every=5", "train.joint_topic.top_terms=8"]
+
+
+@pytest.fixture(scope="session")
+def t_joint(spark: SparkSession, spark_home: Path, train_home: Path,
+            train_silver: Config) -> "tuple[Config, TrainReport]":
+    """joint-topic v1 (t-joint) on the training tests' silver (generated Amazon TSV reviews, each with the
+    product category the generator planted), real MiniLM embeddings, 2 TorchDistributor tasks."""
+    from reviewlake.training.stage import TrainRequest, train
+
+    cfg = train_config(spark_home, train_home, *JOINT)
+    return cfg, train(spark, cfg, TrainRequest(model="joint-topic", backend="torch-distributor", num_proc=2,
+                                               local_mode=False, use_gpu=False, name="t-joint"))

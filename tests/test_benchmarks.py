@@ -53,3 +53,13 @@ def test_train_benchmark_prints_loader_and_backend_ratios(tmp_path: object) -> N
                   r"horovod / torch-distributor at 2 procs samples/s"):
         found = re.search(rf"ratio {ratio}: (\d+\.\d+)", out)
         assert found and float(found.group(1)) > 0, out
+
+
+@pytest.mark.slow
+def test_score_benchmark_prints_the_three_ways_and_ratios(tmp_path: object) -> None:
+    out = run_benchmark("score.py", 300, tmp_path, "--encoder", "tiny", "--row-udf-rows", "40")
+    for label in ("spark pandas UDF", "plain loop", "row-at-a-time UDF"):
+        assert re.search(rf"score {label}\s+[\d,]+ reviews:\s+[\d.]+ reviews/s", out), out
+    for ratio in ("spark/plain", "spark/row-udf"):
+        found = re.search(rf"ratio {ratio} reviews/s: (\d+\.\d+)", out)
+        assert found and float(found.group(1)) > 0, out

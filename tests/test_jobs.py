@@ -54,7 +54,8 @@ def test_bad_input_gives_one_line_errors(home: Path, tmp_path: Path) -> None:
     assert stage.returncode == 2 and "unknown stage 'frobnicate'" in stage.stderr
 
 
-@pytest.mark.parametrize("stage", ["ingest", "generate", "sql", "demo", "labeled", "train", "predict", "models", "check", "gpus"])
+@pytest.mark.parametrize("stage", ["ingest", "generate", "sql", "demo", "labeled", "train", "predict", "models", "check", "gpus",
+                                   "score", "aggregate"])
 def test_every_job_answers_help(home: Path, stage: str) -> None:
     done = submit(home, stage, "--help")
     assert done.returncode == 0 and "--profile" in done.stdout and "usage:" in done.stdout

@@ -3,8 +3,6 @@ Spark with the real MiniLM embeddings (stored once in Delta), registered and sco
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,69 +13,12 @@ from reviewlake import registry
 from reviewlake.config import Config
 from reviewlake.models.joint_topic import JointTopicModel, joint_loss, soft_assignment, target_distribution
 from reviewlake.topics import describe_topics, diversity, npmi
-from reviewlake.training.stage import TrainReport, TrainRequest, train
-from tests.conftest import train_config
-
-JOINT = ["train.joint_topic.batch_size=64", "train.joint_topic.pretrain_epochs=3", "train.joint_topic.epochs=4",
-         "train.joint_topic.target_every=5", "train.joint_topic.top_terms=8"]
-
-
-def test_soft_assignment_and_target_distribution() -> None:
-    z = torch.tensor([[0.0, 0.0], [4.0, 4.0], [2.0, 2.0]])
-    centroids = torch.tensor([[0.0, 0.0], [4.0, 4.0]])
-    q = soft_assignment(z, centroids, alpha=1.0)
-    assert torch.allclose(q.sum(1), torch.ones(3))
-    # Student-t with alpha 1: 1 / (1 + d^2), normalised: d^2 = 0 and 32 for the first row.
-    assert torch.allclose(q[0], torch.tensor([1.0, 1 / 33]) / (1 + 1 / 33))
-    assert torch.allclose(q[2], torch.tensor([0.5, 0.5]))
-    p = target_distribution(q, q.sum(0))
-    assert torch.allclose(p.sum(1), torch.ones(3))
-    assert p[0, 0] > q[0, 0] and p[1, 1] > q[1, 1]  # confident rows sharpen
-
-
-def test_joint_loss_masks_missing_labels_and_keeps_every_parameter_in_the_graph() -> None:
-    torch.manual_seed(0)
-    model = JointTopicModel(dim=8, hidden=16, latent=3, topics=2, num_classes=2)
-    x = torch.randn(4, 8)
-    out = model(x)
-    labelled = torch.tensor([0, 1, -1, -1])
-    loss, parts = joint_loss(x, out, out[2].detach(), labelled, gamma=0.0, sentiment_weight=1.0)
-    loss.backward()
-    assert all(p.grad is not None for p in model.parameters())
-    # Unlabelled rows add nothing: the sentiment term is the cross entropy of the labelled rows.
-    expected = torch.nn.functional.cross_entropy(out[3][:2], torch.tensor([0, 1]))
-    assert parts["loss_sentiment"] == pytest.approx(expected.item(), rel=1e-5)
-
-
-def test_npmi_and_diversity_on_hand_made_documents() -> None:
-    docs = [{"battery", "charge"}, {"battery", "charge"}, {"strings", "tune"}, {"strings", "tune", "battery"}]
-    together, apart = npmi(docs, [["battery", "charge"], ["charge", "tune"]])
-    # battery & charge: p = 3/4, 2/4, joint 2/4 -> log((1/2) / (3/8)) / -log(1/2)
-    assert together == pytest.approx(np.log((1 / 2) / (3 / 8)) / np.log(2))
-    assert apart == -1.0  # never in one review
-    assert diversity([["a", "b"], ["b", "c"]]) == 0.75
-
-
-def test_topic_terms_set_topics_apart(spark: SparkSession) -> None:
-    texts = ["guitar strings tune fret", "guitar strings sound", "battery charge phone", "phone battery screen"]
-    assigned = spark.createDataFrame(pd.DataFrame({
-        "review_id": ["a", "b", "c", "d"], "source": "x", "text_clean": texts, "sentiment": [1, 0, 1, -1],
-        "topic": [0, 0, 1, 1], "topic_prob": [0.9, 0.8, 0.7, 0.95]}))
-    topics = describe_topics(assigned, top_terms=3, examples=1, class_names=["negative", "positive"])
-    assert [t.topic_id for t in topics] == [0, 1] and [t.reviews for t in topics] == [2, 2]
-    assert topics[0].terms[:2] == ["guitar", "strings"] and topics[1].terms[:2] == ["battery", "phone"]
-    assert topics[0].label == "guitar / strings / fret" and topics[1].examples == ["d"]
-    assert topics[0].shares == {"negative": 0.5, "positive": 0.5} and topics[1].shares == {"negative": 0.0,
-                                                                                          "positive": 1.0}
-
+from reviewlake.training.stage import TrainReport
 
 @pytest.fixture(scope="module")
-def joint(spark: SparkSession, spark_home: Path, train_home: Path, train_silver: Config) -> tuple[Config, TrainReport]:
-    """joint-topic v1 on the training tests' silver (generated Amazon TSV reviews, each with the product
-    category the generator planted), real MiniLM embeddings, 2 TorchDistributor tasks."""
-    cfg = train_config(spark_home, train_home, *JOINT)
-    return cfg, train(spark, cfg, TrainRequest(model="joint-topic", backend="torch-distributor", num_proc=2,
-                                               local_mode=False, use_gpu=False, name="t-joint"))
+def joint(t_joint: tuple[Config, TrainReport]) -> tuple[Config, TrainReport]:
+    """joint-topic v1 (t-joint; see conftest)."""
+    return t_joint
 
 
 def test_joint_topic_trains_registers_and_describes_its_topics(spark: SparkSession,

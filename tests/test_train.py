@@ -106,10 +106,9 @@ def test_candidates_are_multitask_settings_over_the_defaults(silver: Config) -> 
 
 
 @pytest.fixture(scope="module")
-def first(spark: SparkSession, silver: Config) -> TrainReport:
-    """Version 1 of t-multitask, trained by 2 barrier tasks through TorchDistributor."""
-    return train(spark, silver, TrainRequest(model="multitask", backend="torch-distributor", num_proc=2,
-                                             local_mode=False, use_gpu=False, name="t-multitask"))
+def first(t_multitask: TrainReport) -> TrainReport:
+    """Version 1 of t-multitask, trained by 2 barrier tasks through TorchDistributor (see conftest)."""
+    return t_multitask
 
 
 def test_torch_distributor_registers_evaluates_and_predicts(spark: SparkSession, silver: Config,

@@ -54,6 +54,12 @@ class Tables(_Strict):
     model_metrics: str = "model_metrics"
     embeddings: str = "review_embeddings"
     model_topics: str = "model_topics"
+    scores: str = "review_scores"
+    topic_sentiment: str = "topic_sentiment"
+    topic_sentiment_by_category: str = "topic_sentiment_by_category"
+    topic_sentiment_by_product: str = "topic_sentiment_by_product"
+    topic_sentiment_monthly: str = "topic_sentiment_monthly"
+    aspect_sentiment: str = "aspect_sentiment"
 
     @model_validator(mode="after")
     def _distinct(self) -> "Tables":
@@ -360,6 +366,23 @@ class TrainSettings(_Strict):
         return MultitaskSettings.model_validate(_merge(self.multitask.model_dump(), self.bitlinear.multitask))
 
 
+class ScoreSettings(_Strict):
+    """Batch scoring of silver with a registered model (``score``)."""
+
+    batch_rows: int = Field(512, ge=1)           # rows per Arrow batch handed to the model at once
+    chunk_rows: int = Field(100_000, ge=1)       # rows per MERGE commit: a killed run keeps what it committed
+    torch_threads: int = Field(1, ge=1)          # per Python worker (one per task slot)
+    max_chars: int = Field(20_000, ge=1)         # longer texts are scored on their first max_chars characters
+
+
+class AggregateSettings(_Strict):
+    """The gold tables (``aggregate``): which registered models' scores they are built from."""
+
+    sentiment_model: str = "multitask"           # registry.prefix + this, at registry.alias
+    topic_model: str = "joint-topic"
+    examples: int = Field(3, ge=0)               # example review ids per topic
+
+
 class RegistrySettings(_Strict):
     """MLflow tracking and model registry."""
 
@@ -381,6 +404,8 @@ class Config(_Strict):
     preprocess: PreprocessSettings
     quality: QualitySettings = QualitySettings()
     train: TrainSettings = TrainSettings()
+    score: ScoreSettings = ScoreSettings()
+    aggregate: AggregateSettings = AggregateSettings()
     registry: RegistrySettings = RegistrySettings()
 
     def table(self, name: str) -> str:

@@ -91,7 +91,7 @@ class EmbedReport:
                 f"({rate:,.1f} rows/s), {self.reused:,} reused")
 
 
-def _text_hash(column: str = "text_clean") -> Any:
+def text_hash(column: str = "text_clean") -> Any:
     return F.sha2(F.coalesce(F.col(column), F.lit("")), 256).substr(1, 16)
 
 
@@ -112,7 +112,7 @@ def embed_silver(spark: SparkSession, cfg: Config, encoder: str, max_length: int
     clock = time.perf_counter()
     name = cfg.table("embeddings")
     table = tables.owned_table(spark, name, EMBEDDINGS_SCHEMA, "embeddings")
-    rows = silver.select("review_id", "text_clean").withColumn("text_hash", _text_hash())
+    rows = silver.select("review_id", "text_clean").withColumn("text_hash", text_hash())
     done = embeddings_for(spark, cfg, encoder).select("review_id", "text_hash")
     todo = rows.join(done, ["review_id", "text_hash"], "left_anti")
     sc = spark.sparkContext

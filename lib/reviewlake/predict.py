@@ -118,7 +118,8 @@ class MultitaskPredictor:
         rating = np.zeros(len(pieces), np.float32)
         aspects = np.zeros((len(pieces), len(m["aspects"])), np.float32)
         tok = self.tokenizer
-        with torch.no_grad():
+        # bf16 on a GPU (the heads' outputs are cast back to float32 below); float32 on the CPU.
+        with torch.inference_mode(), torch.autocast("cuda", torch.bfloat16, enabled=self.device.type == "cuda"):
             for b in range(0, len(pieces), batch_size):
                 rows = order[b:b + batch_size]
                 batch = collate([pieces[r] for r in rows], tok.cls_token_id, tok.sep_token_id, tok.pad_token_id)
@@ -216,10 +217,28 @@ class JointTopicPredictor:
                                       self.device)
         return self.scores_from_embeddings(vectors)
 
-    def predict_frame(self, texts: pd.Series) -> pd.DataFrame:
+    def predict_frame(self, texts: pd.Series, vectors: pd.Series | None = None) -> pd.DataFrame:
         """As :meth:`MultitaskPredictor.predict_frame` (no rating or aspects), plus ``topic_id``,
-        ``topic_prob`` and ``topic_label``."""
-        out, ok, s = sentiment_frame(texts, self.meta["num_classes"], self.scores)
+        ``topic_prob`` and ``topic_label``.
+
+        ``vectors`` (same index as ``texts``) are the texts' embeddings where already known (batch
+        scoring reads them from ``tables.embeddings``); None entries are computed from the text.
+        """
+        def score(batch: list[str]) -> dict[str, np.ndarray]:
+            if vectors is None:
+                return self.scores(batch)
+            given = list(vectors[texts.fillna("").str.strip() != ""])  # the rows sentiment_frame scores
+            missing = [i for i, v in enumerate(given) if v is None or not hasattr(v, "__len__")]
+            if missing:
+                from reviewlake.embeddings import sentence_embeddings
+
+                fresh = sentence_embeddings(self.encoder, self.tokenizer, [batch[i] for i in missing],
+                                            self.meta["max_length"], 64, self.device)
+                for row, i in enumerate(missing):
+                    given[i] = fresh[row]
+            return self.scores_from_embeddings(np.stack(given).astype(np.float32))
+
+        out, ok, s = sentiment_frame(texts, self.meta["num_classes"], score)
         out["topic_id"] = pd.Series(pd.NA, index=texts.index, dtype="Int64")
         out["topic_prob"] = np.nan
         out["topic_label"] = None
@@ -277,7 +296,12 @@ class ModelFolderPyfunc(PythonModel):
     predictor_class: Any = None
 
     def load_context(self, context: Any) -> None:
-        self.predictor = self.predictor_class(Path(context.artifacts["model"]))
+        self.path = Path(context.artifacts["model"])
+        self.predictor = self.predictor_class(self.path)
+
+    def use_device(self, device: str) -> None:
+        """Score on ``device`` (``cuda:0``) from now on (an int8 model stays on the CPU)."""
+        self.predictor = self.predictor_class(self.path, device=device)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         if "text" not in model_input.columns:
@@ -292,9 +316,14 @@ class MultitaskPyfunc(ModelFolderPyfunc):
 
 
 class JointTopicPyfunc(ModelFolderPyfunc):
-    """A joint sentiment-topic model folder."""
+    """A joint sentiment-topic model folder; an ``embedding`` column, where given, saves encoding the text."""
 
     predictor_class = JointTopicPredictor
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        if "text" not in model_input.columns:
+            raise ValueError("the input needs a 'text' column")
+        return self.predictor.predict_frame(model_input["text"], model_input.get("embedding"))
 
 
 class BilstmPyfunc(ModelFolderPyfunc):

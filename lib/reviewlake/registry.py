@@ -112,6 +112,49 @@ def register(
     return Registered(name, str(version), run_id, promoted, why)
 
 
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered model version, as batch scoring keys its scores."""
+
+    name: str
+    version: str
+    model_type: str
+    encoder: str | None = None    # the encoder it was trained with (tag), for stored embeddings
+
+    @property
+    def reference(self) -> str:
+        return f"{self.name}/{self.version}"
+
+
+def _unknown(cfg: Config, client: MlflowClient, reference: str) -> ValueError:
+    known = ", ".join(sorted(m.name for m in client.search_registered_models())) or "none"
+    return ValueError(f"model {reference} not found in the registry at {tracking_uri(cfg)} "
+                      f"(registered: {known}); train it first: ./spark-submit.sh train --model ...")
+
+
+def resolve(cfg: Config, reference: str) -> ModelVersion:
+    """The version that ``NAME@ALIAS`` points at now, or ``NAME/VERSION``; one-line errors otherwise."""
+    client = configure(cfg)
+    if "@" in reference:
+        name, alias = reference.split("@", 1)
+        found = champion(client, name, alias)
+    elif "/" in reference:
+        name, version = reference.rsplit("/", 1)
+        try:
+            found = client.get_model_version(name, version)
+        except MlflowException:
+            found = None
+    else:
+        raise ValueError(f"model reference '{reference}': give NAME@ALIAS (multitask@champion) or NAME/VERSION")
+    if found is None:
+        raise _unknown(cfg, client, reference)
+    model_type = found.tags.get("model_type")
+    if not model_type:
+        raise ValueError(f"model {reference} (v{found.version}) has no model_type tag; it was not registered by "
+                         "./spark-submit.sh train")
+    return ModelVersion(name, str(found.version), model_type, found.tags.get("encoder"))
+
+
 def load(cfg: Config, reference: str) -> Any:
     """``mlflow.pyfunc`` model for ``NAME@ALIAS`` or ``NAME/VERSION``, with a one-line error if unknown."""
     configure(cfg)
@@ -119,9 +162,7 @@ def load(cfg: Config, reference: str) -> Any:
     try:
         return mlflow.pyfunc.load_model(uri)
     except MlflowException as exc:
-        known = ", ".join(sorted(m.name for m in MlflowClient().search_registered_models())) or "none"
-        raise ValueError(f"model {reference} not found in the registry at {tracking_uri(cfg)} "
-                         f"(registered: {known}); train it first: ./spark-submit.sh train --model ...") from exc
+        raise _unknown(cfg, MlflowClient(), reference) from exc
 
 
 def log_figures(splits: dict[str, list[tuple[str, str, float]]]) -> None:

@@ -115,10 +115,11 @@ def ensure_table(
     return builder.execute()
 
 
-def owned_table(spark: SparkSession, name: str, schema: T.StructType, role: str) -> DeltaTable:
+def owned_table(spark: SparkSession, name: str, schema: T.StructType, role: str,
+                partition_by: list[str] | None = None) -> DeltaTable:
     """:func:`ensure_table` for a job that writes into the table of ``role``: fails in one line when
     ``name`` is another role's table (two roles given one name in the config)."""
-    table = ensure_table(spark, name, schema, role=role)
+    table = ensure_table(spark, name, schema, partition_by, role=role)
     owner = table_role(spark, name)
     if owner not in (None, role):
         raise ValueError(f"table {name} is the {owner} table, not {role}; give tables.{role} a name of its own "

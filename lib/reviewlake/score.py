@@ -1,0 +1,250 @@
+"""Batch scoring: silver reviews -> ``tables.scores``, one row per review and model version.
+
+:func:`score_reviews` scores the silver reviews that have no score of the model version yet (or whose
+``text_clean`` changed since), or every one of them with ``full``, and MERGEs the scores into
+``tables.scores`` keyed by (``review_id``, ``model_name``, ``model_version``). It works in chunks of
+``score.chunk_rows`` rows, each one Delta commit: a run killed half-way keeps the chunks it committed,
+a re-run scores exactly the rest, and the key leaves one score per review and version whatever happens.
+
+The torch families score in an iterator pandas UDF (``mapInPandas``) on the executors. Each Python
+worker loads the registered model (``mlflow.pyfunc``, the same object ``predict`` uses) once and keeps
+it across batches and tasks (Spark reuses its Python workers), with its torch threads from config, on
+the GPU Spark gave its task if it has one. The predictors tokenize a batch at a time and run under
+``torch.inference_mode``. A joint-topic model reuses the embeddings its encoder already has in
+``tables.embeddings`` (training stored them) and encodes only the texts without one. The linear (MLlib)
+model scores natively in Spark, with no Python worker.
+
+A review with no text gets the status ``empty_text`` and no score; one longer than ``score.max_chars``
+is scored on its first ``max_chars`` characters with the status ``truncated``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import pandas as pd
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from reviewlake import registry, tables
+from reviewlake.config import Config
+from reviewlake.embeddings import embeddings_for, text_hash
+from reviewlake.registry import ModelVersion
+
+log = logging.getLogger(__name__)
+
+SCORES_SCHEMA = T.StructType([
+    T.StructField("review_id", T.StringType(), False),
+    T.StructField("model_name", T.StringType(), False),
+    T.StructField("model_version", T.StringType(), False),
+    T.StructField("model_type", T.StringType(), False),
+    T.StructField("text_hash", T.StringType(), False),
+    T.StructField("status", T.StringType(), False),        # ok, truncated, empty_text
+    T.StructField("sentiment", T.StringType()),
+    T.StructField("sentiment_prob", T.DoubleType()),
+    T.StructField("rating_pred", T.DoubleType()),
+    T.StructField("aspects", T.ArrayType(T.StringType())),   # those with probability >= 0.5
+    T.StructField("aspect_probs", T.MapType(T.StringType(), T.DoubleType())),
+    T.StructField("topic_id", T.IntegerType()),
+    T.StructField("topic_prob", T.DoubleType()),
+    T.StructField("topic_label", T.StringType()),
+    T.StructField("silver_version", T.LongType(), False),
+    T.StructField("scored_at", T.TimestampType(), False),
+])
+PARTITION_BY = ["model_name", "model_version"]
+KEY = ["review_id", "model_name", "model_version"]
+
+# What the UDF returns per review: the predictor's columns, aspects and their probabilities as text
+# (parsed in Spark), the topic id as a double (a missing one is NaN in pandas).
+_UDF_SCHEMA = ("review_id string, text_hash string, too_long boolean, status string, sentiment string, "
+               "sentiment_prob double, rating_pred double, aspects string, aspect_probs string, "
+               "topic_id double, topic_prob double, topic_label string")
+_PREDICTED = ["status", "sentiment", "sentiment_prob", "rating_pred", "aspects", "aspect_probs", "topic_id",
+              "topic_prob", "topic_label"]
+_ARROW_BATCH = "spark.sql.execution.arrow.maxRecordsPerBatch"
+
+# The model each Python worker loaded, by (tracking URI, model version, device): one at a time.
+_LOADED: dict[tuple[str, str, str], Any] = {}
+
+
+def task_device() -> str:
+    """``cuda:N`` for the GPU Spark assigned to the running task, else ``cpu``."""
+    from pyspark import TaskContext
+
+    context = TaskContext.get()
+    gpus = context.resources().get("gpu") if context is not None else None
+    if gpus is None or not gpus.addresses:
+        return "cpu"
+    import torch
+
+    if not torch.cuda.is_available():
+        raise RuntimeError(f"Spark gave this task GPU {gpus.addresses[0]} but torch sees no CUDA device; "
+                           "check the executor's CUDA install or turn spark.gpu.enabled off")
+    return f"cuda:{gpus.addresses[0]}"
+
+
+def worker_model(tracking_uri: str, reference: str, threads: int) -> Any:
+    """The pyfunc of ``reference`` (``NAME/VERSION``), loaded once per Python worker and device."""
+    device = task_device()
+    key = (tracking_uri, reference, device)
+    if key not in _LOADED:
+        import mlflow
+        import torch
+
+        torch.set_num_threads(threads)
+        mlflow.set_tracking_uri(tracking_uri)
+        _LOADED.clear()
+        model = mlflow.pyfunc.load_model(f"models:/{reference}")
+        if device != "cpu":
+            model.unwrap_python_model().use_device(device)
+        _LOADED[key] = model
+        log.info("loaded %s on %s", reference, device)
+    return _LOADED[key]
+
+
+def pyfunc_scorer(tracking_uri: str, reference: str, threads: int) -> Any:
+    """The ``mapInPandas`` function: batches of ``review_id, text, text_hash, too_long`` in, one row of
+    predictions per review out (see ``_UDF_SCHEMA``)."""
+
+    def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        model = None
+        for batch in batches:
+            model = model or worker_model(tracking_uri, reference, threads)
+            inputs = pd.DataFrame({"text": batch["text"].fillna("")})
+            if "embedding" in batch.columns:  # stored embeddings of a joint-topic model's encoder
+                inputs["embedding"] = batch["embedding"]
+            got = model.predict(inputs).reset_index(drop=True)
+            out = got.reindex(columns=_PREDICTED)
+            for column in ("sentiment_prob", "rating_pred", "topic_id", "topic_prob"):
+                out[column] = pd.to_numeric(out[column], errors="coerce").astype("float64")
+            out["aspects"] = out["aspects"].fillna("")
+            out["aspect_probs"] = out["aspect_probs"].fillna("{}")
+            yield pd.concat([batch[["review_id", "text_hash", "too_long"]].reset_index(drop=True), out], axis=1)
+
+    return score
+
+
+def linear_scores(spark: SparkSession, cfg: Config, model: ModelVersion, rows: DataFrame) -> DataFrame:
+    """``rows`` (``review_id, text, text_hash, too_long``) scored by the MLlib pipeline, in Spark, with
+    the columns of ``_UDF_SCHEMA``."""
+    from reviewlake.models.linear import predict_linear
+    from reviewlake.predict import SENTIMENT_NAMES
+
+    wrapper = registry.load(cfg, model.reference).unwrap_python_model()
+    names = F.array(*[F.lit(n) for n in SENTIMENT_NAMES[int(wrapper.meta["num_classes"])]])
+    has_text = F.trim(F.col("text")) != ""
+    scored = predict_linear(wrapper.model, rows.withColumn("text_clean", F.col("text")))
+    best = F.col("pred") + 1
+    return scored.select(
+        "review_id", "text_hash", "too_long",
+        F.when(has_text, "ok").otherwise("empty_text").alias("status"),
+        F.when(has_text, F.element_at(names, best)).alias("sentiment"),
+        F.when(has_text, F.element_at("proba", best)).alias("sentiment_prob"),
+        F.lit(None).cast("double").alias("rating_pred"), F.lit("").alias("aspects"), F.lit("{}").alias("aspect_probs"),
+        F.lit(None).cast("double").alias("topic_id"), F.lit(None).cast("double").alias("topic_prob"),
+        F.lit(None).cast("string").alias("topic_label"))
+
+
+def as_scores(predicted: DataFrame, model: ModelVersion, silver_version: int) -> DataFrame:
+    """Rows of ``_UDF_SCHEMA`` as rows of :data:`SCORES_SCHEMA`."""
+    status = F.when((F.col("status") == "ok") & F.col("too_long"), "truncated").otherwise(F.col("status"))
+    aspects = F.when(F.col("aspects") == "", F.array().cast("array<string>")).otherwise(F.split("aspects", ";"))
+    return predicted.select(
+        "review_id", F.lit(model.name).alias("model_name"), F.lit(model.version).alias("model_version"),
+        F.lit(model.model_type).alias("model_type"), "text_hash", status.alias("status"), "sentiment",
+        "sentiment_prob", "rating_pred", aspects.alias("aspects"),
+        F.from_json("aspect_probs", "map<string,double>").alias("aspect_probs"),
+        F.col("topic_id").cast("int").alias("topic_id"), "topic_prob", "topic_label",
+        F.lit(silver_version).cast("long").alias("silver_version"), F.current_timestamp().alias("scored_at"))
+
+
+@dataclass(frozen=True)
+class ScoreReport:
+    model: str
+    version: str
+    model_type: str
+    silver_version: int
+    scored: int                   # reviews scored by this run
+    already: int                  # silver reviews that had a score of this version (0 with --full)
+    chunks: int
+    statuses: dict[str, int]      # of the reviews scored by this run
+    seconds: float
+
+    def summary(self) -> str:
+        rate = self.scored / self.seconds if self.seconds else 0.0
+        status = ", ".join(f"{k} {v:,}" for k, v in sorted(self.statuses.items())) or "none"
+        return (f"score {self.model}/{self.version} ({self.model_type}) on silver v{self.silver_version}: "
+                f"{self.scored:,} reviews scored in {self.chunks} chunk(s), {self.seconds:.1f} s ({rate:,.1f} rows/s); "
+                f"{self.already:,} already scored; status: {status}")
+
+
+def score_reviews(spark: SparkSession, cfg: Config, reference: str, full: bool = False) -> ScoreReport:
+    """Score silver with the registered model ``reference`` (``NAME@ALIAS`` or ``NAME/VERSION``) into
+    ``tables.scores``; see the module docstring.
+
+    Parameters
+    ----------
+    full
+        Score every silver review again (their scores of this version are replaced), not only the new.
+    """
+    from reviewlake.training.data import silver_at_version
+
+    clock = time.perf_counter()
+    model = registry.resolve(cfg, reference)
+    silver, silver_version = silver_at_version(spark, cfg)
+    name = cfg.table("scores")
+    table = tables.owned_table(spark, name, SCORES_SCHEMA, "scores", PARTITION_BY)
+    limit = cfg.score.max_chars
+    rows = silver.select("review_id", F.coalesce("text_clean", F.lit("")).alias("text_clean")).select(
+        "review_id", F.substring("text_clean", 1, limit).alias("text"), text_hash().alias("text_hash"),
+        (F.length("text_clean") > limit).alias("too_long"))
+    done = spark.table(name).where((F.col("model_name") == model.name) & (F.col("model_version") == model.version))
+    todo = rows if full else rows.join(done.select("review_id", "text_hash"), ["review_id", "text_hash"], "left_anti")
+    sc = spark.sparkContext
+    sc.setJobDescription(f"score {model.reference}: find the reviews to score")
+    total, pending = rows.count(), todo.count()
+    chunks = max(1, math.ceil(pending / cfg.score.chunk_rows))
+    statuses: dict[str, int] = {}
+    previous_batch = spark.conf.get(_ARROW_BATCH, "10000") or "10000"
+    spark.conf.set(_ARROW_BATCH, str(cfg.score.batch_rows))
+    uri = registry.tracking_uri(cfg)
+    embeddings = cfg.table("embeddings")
+    scored = 0
+    try:
+        for chunk in range(chunks if pending else 0):
+            sc.setJobDescription(f"score {model.reference}: chunk {chunk + 1}/{chunks}")
+            part = todo.where(F.pmod(F.xxhash64("review_id"), F.lit(chunks)) == chunk) if chunks > 1 else todo
+            if model.model_type == "linear":
+                predicted = linear_scores(spark, cfg, model, part)
+            else:
+                if model.model_type == "joint-topic" and model.encoder and spark.catalog.tableExists(embeddings):
+                    part = part.join(embeddings_for(spark, cfg, model.encoder), ["review_id", "text_hash"], "left")
+                predicted = part.repartition(max(2, sc.defaultParallelism)).mapInPandas(
+                    pyfunc_scorer(uri, model.reference, cfg.score.torch_threads), _UDF_SCHEMA)
+            fresh = as_scores(predicted, model, silver_version).persist(StorageLevel.DISK_ONLY)  # MERGE reads it twice
+            try:
+                for row in fresh.groupBy("status").count().collect():
+                    statuses[row["status"]] = statuses.get(row["status"], 0) + int(row["count"])
+                condition = " AND ".join([f"t.{k} = s.{k}" for k in KEY] + [
+                    f"t.model_name = '{model.name}'", f"t.model_version = '{model.version}'"])
+                table.alias("t").merge(fresh.alias("s"), condition).whenMatchedUpdateAll().whenNotMatchedInsertAll(
+                ).execute()
+            finally:
+                fresh.unpersist()
+            scored = sum(statuses.values())
+            seconds = time.perf_counter() - clock
+            log.info("score %s: chunk %d/%d committed; %s of %s reviews scored (%.1f rows/s)", model.reference,
+                     chunk + 1, chunks, f"{scored:,}", f"{pending:,}", scored / seconds if seconds else 0.0)
+    finally:
+        spark.conf.set(_ARROW_BATCH, previous_batch)
+        sc.setJobDescription(None)  # type: ignore[arg-type]
+    report = ScoreReport(model.name, model.version, model.model_type, silver_version, scored,
+                         total - pending, chunks if pending else 0, statuses, time.perf_counter() - clock)
+    log.info(report.summary())
+    return report
