@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
 from pyspark.sql import SparkSession
@@ -35,6 +36,15 @@ TEST_SPARK_CONF = (
 @pytest.fixture(scope="session")
 def spark_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("spark")
+
+
+def load_job(stage: str) -> Any:
+    """``jobs/<stage>.py`` as a module, to call its ``main`` in this process."""
+    spec = importlib.util.spec_from_file_location(f"{stage}_job", REPO / "jobs" / f"{stage}.py")
+    assert spec is not None and spec.loader is not None
+    job = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(job)
+    return job
 
 
 def make_config(home: Path, database: str, *overrides: str) -> Config:

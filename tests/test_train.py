@@ -22,7 +22,7 @@ from reviewlake.config import Config
 from reviewlake.training.data import write_snapshot
 from reviewlake.training.loop import train_multitask
 from reviewlake.training.stage import TrainReport, TrainRequest, train
-from tests.conftest import REPO, train_config as config
+from tests.conftest import REPO, load_job, train_config as config
 
 @pytest.fixture(scope="module")
 def home(train_home: Path) -> Path:
@@ -138,6 +138,15 @@ def test_torch_distributor_registers_evaluates_and_predicts(spark: SparkSession,
     assert "vs champion v1" in second.why
 
 
+def test_bitlinear_compares_with_the_full_precision_version_of_its_own_encoder(silver: Config,
+                                                                               first: TrainReport) -> None:
+    from reviewlake.training.stage import same_encoder_version
+
+    cfg = silver.model_copy(update={"registry": silver.registry.model_copy(update={"prefix": "t-"})})
+    assert same_encoder_version(cfg, "tiny") == "t-multitask@champion"  # the champion has that encoder
+    assert same_encoder_version(cfg, "package:none_has_it") == "t-multitask@champion"  # nothing better to offer
+
+
 def test_check_scores_product_reviews_and_long_reviews_both_ways(spark: SparkSession, silver: Config,
                                                                   first: TrainReport) -> None:
     from reviewlake.checks import check_model
@@ -195,17 +204,20 @@ def test_predict_job_on_text_and_csv(silver: Config, first: TrainReport, home: P
     pd.DataFrame({"id": [1, 2, 3], "text": ["Terrible, broke after two weeks", "", "Love it, works perfectly"]}
                  ).to_csv(reviews, index=False)
     scored = tmp_path / "scored.csv"
-    done = run("--model", "t-multitask@champion", "--input", str(reviews), "--output", str(scored))
+    # Through Spark (the path of files over --spark-above rows; the --text run took the in-process path).
+    done = run("--model", "t-multitask@champion", "--input", str(reviews), "--output", str(scored), "--spark-above", "1")
     assert done.returncode == 0, done.stderr[-2000:]
     out = pd.read_csv(scored, keep_default_na=False)
     assert list(out.columns) == ["id", "text", "status", "sentiment", "sentiment_prob", "rating_pred", "aspects"]
     assert list(out["status"]) == ["ok", "empty_text", "ok"] and list(out["id"]) == [1, 2, 3]
-    missing = run("--model", "t-multitask@nope", "--text", "x")
-    assert missing.returncode == 2 and "model t-multitask@nope not found in the registry" in missing.stderr
+    # Bad input fails before Spark starts (cli.run makes it one line: tests/test_jobs.py); in this process.
+    job, registry_home = load_job("predict"), ["--set", f"paths.mlflow={home / 'mlflow'}"]
+    with pytest.raises(ValueError, match="model t-multitask@nope not found in the registry"):
+        job.main([*registry_home, "--model", "t-multitask@nope", "--text", "x"])
     no_text = tmp_path / "no_text.csv"
     no_text.write_text("id,body\n1,hello\n")
-    done = run("--model", "t-multitask@champion", "--input", str(no_text), "--output", str(scored))
-    assert done.returncode == 2 and "no 'text' column" in done.stderr
+    with pytest.raises(ValueError, match="no 'text' column"):
+        job.main([*registry_home, "--model", "t-multitask@champion", "--input", str(no_text), "--output", str(scored)])
 
 
 def test_a_killed_run_resumes_from_its_checkpoint(spark: SparkSession, silver: Config, home: Path) -> None:

@@ -11,8 +11,8 @@ model's (``joint-topic@champion``), and rebuilds:
   bronze), ``topic_sentiment_monthly`` (per
   month of ``review_time`` and category; reviews without a time are left out of it): the same figures
   per group, with counts beside the shares so that sums over groups stay exact;
-- ``aspect_sentiment``: per predicted aspect, overall (``category = 'all'``) and per category, mentions
-  and the share of each sentiment.
+- ``aspect_sentiment``: per aspect the review mentions (silver's lexicon ``aspect_labels``), overall
+  (``category = 'all'``) and per category, mentions and the share of each sentiment.
 
 Each table is replaced in one Delta commit (a reader sees the old table or the new one) and carries the
 model versions (``sentiment_model``, ``topic_model`` as ``NAME/VERSION``) and the Delta versions of the
@@ -53,17 +53,20 @@ def _shares() -> list[Column]:
 
 def scored_reviews(silver: DataFrame, scores: DataFrame, sentiment: ModelVersion, topics: ModelVersion) -> DataFrame:
     """One row per review scored by both models: silver's ``review_id, product_id, category, rating,
-    review_time`` (``category`` 'unknown' when it has none), the sentiment model's ``sentiment,
-    rating_pred, aspects`` and the topic model's ``topic_id, topic_prob, topic_label``."""
+    review_time`` (``category`` 'unknown' when it has none) and ``aspects`` (its ``aspect_labels``: the
+    lexicon's aspects the text mentions, exact for a silver review, where a model's aspect head only
+    approximates them), the sentiment model's ``sentiment, rating_pred`` and the topic model's
+    ``topic_id, topic_prob, topic_label``."""
 
     def of(model: ModelVersion) -> DataFrame:
         return scores.where((F.col("model_name") == model.name) & (F.col("model_version") == model.version)
                             & F.col("status").isin(*SCORED))
 
-    feeling = of(sentiment).select("review_id", "sentiment", "rating_pred", "aspects")
+    feeling = of(sentiment).select("review_id", "sentiment", "rating_pred")
     topic = of(topics).select("review_id", "topic_id", "topic_prob", "topic_label")
     reviews = silver.select("review_id", "product_id", F.coalesce("category", F.lit("unknown")).alias("category"),
-                            "rating", "review_time")
+                            "rating", "review_time",
+                            F.coalesce("aspect_labels", F.array().cast("array<string>")).alias("aspects"))
     return reviews.join(feeling, "review_id").join(topic.where(F.col("topic_id").isNotNull()), "review_id")
 
 
@@ -91,7 +94,7 @@ def topic_overview(reviews: DataFrame, topic_rows: DataFrame, examples: int) -> 
 
 
 def aspect_sentiment(reviews: DataFrame) -> DataFrame:
-    """Per predicted aspect, over all categories (``category`` 'all') and per category: ``mentions`` (reviews
+    """Per aspect mentioned, over all categories (``category`` 'all') and per category: ``mentions`` (reviews
     with that aspect), how many of each sentiment and their shares, and the mean predicted rating."""
     mentions = reviews.select(F.explode("aspects").alias("aspect"), "category", "sentiment", "rating_pred")
     figures = [F.count(F.lit(1)).alias("mentions"), *_shares(), F.avg("rating_pred").alias("mean_rating_pred")]
@@ -192,13 +195,15 @@ def aggregate(spark: SparkSession, cfg: Config, sentiment: ModelVersion, topics:
 
 
 def topic_table(spark: SparkSession, cfg: Config) -> str:
-    """``topic_sentiment`` as a text table (the seed's: share negative / positive per topic)."""
+    """``topic_sentiment`` as a text table (the seed's: share negative / positive per topic, and the mean
+    predicted rating), most negative first."""
     rows = spark.table(cfg.table("topic_sentiment")).orderBy(F.desc("share_negative"), "topic_id").collect()
-    lines = [f"{'topic':>5}  {'reviews':>8}  {'negative':>8}  {'neutral':>8}  {'positive':>8}  {'rating':>6}  label"]
+    shown = [s for s in SENTIMENTS if s != "neutral" or any(r["neutral"] for r in rows)]  # a 2-class model has none
+    lines = [f"{'topic':>5}  {'reviews':>8}  " + "".join(f"{s:>9} " for s in shown) + f"{'rating':>6}  label"]
     for r in rows:
         rating = "" if r["mean_rating_pred"] is None else f"{r['mean_rating_pred']:.2f}"
-        lines.append(f"{r['topic_id']:>5}  {r['reviews']:>8,}  {r['share_negative']:>8.1%}  {r['share_neutral']:>8.1%}"
-                     f"  {r['share_positive']:>8.1%}  {rating:>6}  {r['topic_label']}")
+        lines.append(f"{r['topic_id']:>5}  {r['reviews']:>8,}  " + "".join(f"{r['share_' + s]:>9.1%} " for s in shown)
+                     + f"{rating:>6}  {r['topic_label']}")
     return "\n".join(lines)
 
 
@@ -217,11 +222,12 @@ def write_charts(spark: SparkSession, cfg: Config) -> list[Path]:
         "share_negative").toPandas()
     cfg.paths.reports.mkdir(parents=True, exist_ok=True)
     for frame, labels, title, file in (
-            (topics, [f"{t}: {label}" for t, label in zip(topics["topic_id"], topics["topic_label"])],
-             "Sentiment share per topic", "topic_sentiment.png"),
+            (topics, [f"{t}: {label} ({n:,})" for t, label, n in zip(topics["topic_id"], topics["topic_label"],
+                                                                     topics["reviews"])],
+             "Sentiment share per topic (reviews)", "topic_sentiment.png"),
             (aspects, [f"{a} ({n:,})" for a, n in zip(aspects["aspect"], aspects["mentions"])],
              "Sentiment share per aspect (mentions)", "aspect_sentiment.png")):
-        fig, ax = plt.subplots(figsize=(9, 0.45 * max(len(frame), 3) + 1.2))
+        fig, ax = plt.subplots(figsize=(9, 0.45 * max(len(frame), 3) + 1.6))
         left = [0.0] * len(frame)
         for s in SENTIMENTS:
             values = frame[f"share_{s}"].fillna(0.0).tolist()
@@ -230,7 +236,7 @@ def write_charts(spark: SparkSession, cfg: Config) -> list[Path]:
         ax.set_xlim(0, 1)
         ax.set_xlabel("share of reviews")
         ax.set_title(f"{title}: {frame['sentiment_model'].iloc[0] if len(frame) else 'no scores'}")
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3, fontsize=8, frameon=False)
         fig.tight_layout()
         path = cfg.paths.reports / file
         fig.savefig(path, dpi=110)

@@ -371,6 +371,8 @@ class ScoreSettings(_Strict):
 
     batch_rows: int = Field(512, ge=1)           # rows per Arrow batch handed to the model at once
     chunk_rows: int = Field(100_000, ge=1)       # rows per MERGE commit: a killed run keeps what it committed
+    task_rows: int = Field(2_000, ge=1)          # rows per Spark task: progress is logged a task at a time
+    progress_seconds: float = Field(30.0, gt=0)  # how often a long chunk logs its progress
     torch_threads: int = Field(1, ge=1)          # per Python worker (one per task slot)
     max_chars: int = Field(20_000, ge=1)         # longer texts are scored on their first max_chars characters
 

@@ -377,7 +377,7 @@ def predict_csv(spark: Any, cfg: Any, reference: str, model: Any, source: Path, 
     """Score a CSV with a ``text`` column into ``target``: every input column plus the predictions.
 
     Files of up to ``spark_above`` rows are scored in this process with ``model`` (the loaded
-    pyfunc of ``reference``); larger ones through Spark, the model loaded once per task.
+    pyfunc of ``reference``); larger ones through Spark, the model loaded once per Python worker.
     """
     from reviewlake import registry
 
@@ -402,12 +402,12 @@ def predict_csv(spark: Any, cfg: Any, reference: str, model: Any, source: Path, 
         ", status string, sentiment string, sentiment_prob double, rating_pred double, aspects string") + (
         ", topic_id int, topic_prob double, topic_label string" if topics else "")
     uri = registry.tracking_uri(cfg)
+    threads = cfg.score.torch_threads
 
     def score(batches: Any) -> Any:
-        import mlflow
+        from reviewlake.score import worker_model
 
-        mlflow.set_tracking_uri(uri)
-        scorer = mlflow.pyfunc.load_model(f"models:/{reference}")
+        scorer = worker_model(uri, reference, threads)  # once per Python worker, as batch scoring does
         for batch in batches:
             got = scorer.predict(pd.DataFrame({"text": batch["text_clean"].fillna("")}))
             yield pd.concat([batch[list(df.columns)].reset_index(drop=True), got[added].reset_index(drop=True)],

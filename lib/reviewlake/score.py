@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -164,6 +166,33 @@ def as_scores(predicted: DataFrame, model: ModelVersion, silver_version: int) ->
         F.lit(silver_version).cast("long").alias("silver_version"), F.current_timestamp().alias("scored_at"))
 
 
+@contextmanager
+def progress(spark: SparkSession, label: str, rows: int, every: float) -> Iterator[None]:
+    """Log, every ``every`` seconds while the block runs, how many tasks of the running stages are done,
+    the rows that makes (of ``rows``, assuming tasks of equal size) and rows/s."""
+    tracker = spark.sparkContext.statusTracker()
+    stop = threading.Event()
+    start = time.perf_counter()
+
+    def report() -> None:
+        while not stop.wait(every):
+            stages = [s for s in (tracker.getStageInfo(i) for i in tracker.getActiveStageIds()) if s is not None]
+            tasks = sum(s.numTasks for s in stages)
+            done = sum(s.numCompletedTasks for s in stages)
+            if tasks:
+                estimate = rows * done / tasks
+                log.info("%s: %d of %d tasks done, about %s of %s rows (%.1f rows/s)", label, done, tasks,
+                         f"{estimate:,.0f}", f"{rows:,}", estimate / (time.perf_counter() - start))
+
+    thread = threading.Thread(target=report, name=f"progress {label}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 @dataclass(frozen=True)
 class ScoreReport:
     model: str
@@ -218,18 +247,24 @@ def score_reviews(spark: SparkSession, cfg: Config, reference: str, full: bool =
     scored = 0
     try:
         for chunk in range(chunks if pending else 0):
-            sc.setJobDescription(f"score {model.reference}: chunk {chunk + 1}/{chunks}")
+            label = f"score {model.reference}: chunk {chunk + 1}/{chunks}"
+            sc.setJobDescription(label)
             part = todo.where(F.pmod(F.xxhash64("review_id"), F.lit(chunks)) == chunk) if chunks > 1 else todo
+            size = math.ceil(pending / chunks)
             if model.model_type == "linear":
                 predicted = linear_scores(spark, cfg, model, part)
             else:
                 if model.model_type == "joint-topic" and model.encoder and spark.catalog.tableExists(embeddings):
                     part = part.join(embeddings_for(spark, cfg, model.encoder), ["review_id", "text_hash"], "left")
-                predicted = part.repartition(max(2, sc.defaultParallelism)).mapInPandas(
+                # Tasks of score.task_rows rows: the UI and the progress log advance a task at a time.
+                tasks = max(sc.defaultParallelism, math.ceil(size / cfg.score.task_rows))
+                predicted = part.repartition(tasks).mapInPandas(
                     pyfunc_scorer(uri, model.reference, cfg.score.torch_threads), _UDF_SCHEMA)
             fresh = as_scores(predicted, model, silver_version).persist(StorageLevel.DISK_ONLY)  # MERGE reads it twice
             try:
-                for row in fresh.groupBy("status").count().collect():
+                with progress(spark, label, size, cfg.score.progress_seconds):
+                    counted = fresh.groupBy("status").count().collect()
+                for row in counted:
                     statuses[row["status"]] = statuses.get(row["status"], 0) + int(row["count"])
                 condition = " AND ".join([f"t.{k} = s.{k}" for k in KEY] + [
                     f"t.model_name = '{model.name}'", f"t.model_version = '{model.version}'"])

@@ -302,17 +302,33 @@ def train_multitask_stage(spark: SparkSession, cfg: Config, request: TrainReques
 
 def compare_with_full_precision(cfg: Config, request: TrainRequest, predictor: Any, frame: pd.DataFrame,
                                 classes: list[str]) -> Any:
-    """A BitLinear model against the full-precision multitask version ``request.source_model`` (default
-    the champion) on the same test rows, in this run (None when there is no such version)."""
+    """A BitLinear model against the full-precision multitask version ``request.source_model`` on the same
+    test rows, in this run (None when there is no such version). By default the version of the same
+    encoder (the seed compared a model with its own full-precision self): the champion if it has that
+    encoder, else the best on validation of those that have."""
     from reviewlake.training.quantize import compare
 
-    reference = request.source_model or f"{cfg.registry.prefix}multitask@{cfg.registry.alias}"
+    reference = request.source_model or same_encoder_version(cfg, cfg.train.bitlinear_multitask().encoder)
     try:
         full = registry.load(cfg, reference).unwrap_python_model().predictor
     except ValueError as e:
         log.warning("no full-precision model to compare with: %s", e)
         return None
     return compare(reference, {"fp32": full, "bitlinear": predictor}, frame, classes)
+
+
+def same_encoder_version(cfg: Config, encoder: str) -> str:
+    """``multitask@ALIAS`` when the champion was trained with ``encoder``, else ``multitask/N`` for the best
+    version on validation with that encoder (the champion reference when none has it)."""
+    name = f"{cfg.registry.prefix}multitask"
+    champion = f"{name}@{cfg.registry.alias}"
+    client = registry.configure(cfg)
+    versions = [v for v in client.search_model_versions(f"name='{name}'") if v.tags.get("encoder") == encoder]
+    current = registry.champion(client, name, cfg.registry.alias)
+    if not versions or (current is not None and current.tags.get("encoder") == encoder):
+        return champion
+    best = max(versions, key=lambda v: float(v.tags.get(registry.VAL_F1_TAG, "-1")))
+    return f"{name}/{best.version}"
 
 
 def _macro_f1_labels(y: np.ndarray, pred: np.ndarray) -> float:
