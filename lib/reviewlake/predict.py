@@ -403,6 +403,7 @@ def predict_csv(spark: Any, cfg: Any, reference: str, model: Any, source: Path, 
         ", topic_id int, topic_prob double, topic_label string" if topics else "")
     uri = registry.tracking_uri(cfg)
     threads = cfg.score.torch_threads
+    columns = list(df.columns)  # the closure below ships to executors: plain values only, no DataFrame
 
     def score(batches: Any) -> Any:
         from reviewlake.score import worker_model
@@ -410,7 +411,7 @@ def predict_csv(spark: Any, cfg: Any, reference: str, model: Any, source: Path, 
         scorer = worker_model(uri, reference, threads)  # once per Python worker, as batch scoring does
         for batch in batches:
             got = scorer.predict(pd.DataFrame({"text": batch["text_clean"].fillna("")}))
-            yield pd.concat([batch[list(df.columns)].reset_index(drop=True), got[added].reset_index(drop=True)],
+            yield pd.concat([batch[columns].reset_index(drop=True), got[added].reset_index(drop=True)],
                             axis=1)
 
     scored = cleaned.mapInPandas(score, schema)
