@@ -44,6 +44,11 @@ def save_model_dir(model: Any, tokenizer: Any, meta: dict[str, Any], out: Path) 
     return out
 
 
+def has_text(texts: pd.Series) -> pd.Series:
+    """Which texts get a score: the others are empty or blank (status ``empty_text``)."""
+    return texts.fillna("").str.strip() != ""
+
+
 def sentiment_frame(texts: pd.Series, num_classes: int, score: Callable[[list[str]], dict[str, np.ndarray]],
                     ) -> tuple[pd.DataFrame, pd.Series, dict[str, np.ndarray] | None]:
     """The columns every model's ``predict`` adds to a table of texts: ``status`` (an empty text gets
@@ -54,7 +59,7 @@ def sentiment_frame(texts: pd.Series, num_classes: int, score: Callable[[list[st
     frame, the mask of the scored rows, and what ``score`` returned (None when no row had text).
     """
     names = SENTIMENT_NAMES[num_classes]
-    ok = texts.fillna("").str.strip() != ""
+    ok = has_text(texts)
     out = pd.DataFrame({"status": np.where(ok, "ok", "empty_text"), "sentiment": None, "sentiment_prob": np.nan,
                         "rating_pred": np.nan, "aspects": "", "aspect_probs": "{}"}, index=texts.index)
     if not ok.any():
@@ -227,7 +232,7 @@ class JointTopicPredictor:
         def score(batch: list[str]) -> dict[str, np.ndarray]:
             if vectors is None:
                 return self.scores(batch)
-            given = list(vectors[texts.fillna("").str.strip() != ""])  # the rows sentiment_frame scores
+            given = list(vectors[has_text(texts)])  # the rows sentiment_frame scores
             missing = [i for i, v in enumerate(given) if v is None or not hasattr(v, "__len__")]
             if missing:
                 from reviewlake.embeddings import sentence_embeddings
@@ -306,6 +311,9 @@ class ModelFolderPyfunc(PythonModel):
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         if "text" not in model_input.columns:
             raise ValueError("the input needs a 'text' column")
+        return self.predict_input(model_input)
+
+    def predict_input(self, model_input: pd.DataFrame) -> pd.DataFrame:
         return self.predictor.predict_frame(model_input["text"])
 
 
@@ -320,9 +328,7 @@ class JointTopicPyfunc(ModelFolderPyfunc):
 
     predictor_class = JointTopicPredictor
 
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        if "text" not in model_input.columns:
-            raise ValueError("the input needs a 'text' column")
+    def predict_input(self, model_input: pd.DataFrame) -> pd.DataFrame:
         return self.predictor.predict_frame(model_input["text"], model_input.get("embedding"))
 
 

@@ -132,8 +132,9 @@ def _unknown(cfg: Config, client: MlflowClient, reference: str) -> ValueError:
                       f"(registered: {known}); train it first: ./spark-submit.sh train --model ...")
 
 
-def resolve(cfg: Config, reference: str) -> ModelVersion:
-    """The version that ``NAME@ALIAS`` points at now, or ``NAME/VERSION``; one-line errors otherwise."""
+def find_version(cfg: Config, reference: str) -> Any:
+    """MLflow's ``ModelVersion`` that ``NAME@ALIAS`` points at now, or ``NAME/VERSION``; one-line errors
+    otherwise."""
     client = configure(cfg)
     if "@" in reference:
         name, alias = reference.split("@", 1)
@@ -148,11 +149,17 @@ def resolve(cfg: Config, reference: str) -> ModelVersion:
         raise ValueError(f"model reference '{reference}': give NAME@ALIAS (multitask@champion) or NAME/VERSION")
     if found is None:
         raise _unknown(cfg, client, reference)
+    return found
+
+
+def resolve(cfg: Config, reference: str) -> ModelVersion:
+    """:func:`find_version` as the :class:`ModelVersion` batch scoring keys its scores by."""
+    found = find_version(cfg, reference)
     model_type = found.tags.get("model_type")
     if not model_type:
         raise ValueError(f"model {reference} (v{found.version}) has no model_type tag; it was not registered by "
                          "./spark-submit.sh train")
-    return ModelVersion(name, str(found.version), model_type, found.tags.get("encoder"))
+    return ModelVersion(found.name, str(found.version), model_type, found.tags.get("encoder"))
 
 
 def load(cfg: Config, reference: str) -> Any:

@@ -132,13 +132,13 @@ def pyfunc_scorer(tracking_uri: str, reference: str, threads: int) -> Any:
     return score
 
 
-def linear_scores(spark: SparkSession, cfg: Config, model: ModelVersion, rows: DataFrame) -> DataFrame:
-    """``rows`` (``review_id, text, text_hash, too_long``) scored by the MLlib pipeline, in Spark, with
-    the columns of ``_UDF_SCHEMA``."""
+def linear_scores(wrapper: Any, rows: DataFrame) -> DataFrame:
+    """``rows`` (``review_id, text, text_hash, too_long``) scored in Spark by the MLlib pipeline of
+    ``wrapper`` (the loaded :class:`~reviewlake.training.linear.LinearPyfunc`), with the columns of
+    ``_UDF_SCHEMA``."""
     from reviewlake.models.linear import predict_linear
     from reviewlake.predict import SENTIMENT_NAMES
 
-    wrapper = registry.load(cfg, model.reference).unwrap_python_model()
     names = F.array(*[F.lit(n) for n in SENTIMENT_NAMES[int(wrapper.meta["num_classes"])]])
     has_text = F.trim(F.col("text")) != ""
     scored = predict_linear(wrapper.model, rows.withColumn("text_clean", F.col("text")))
@@ -244,6 +244,8 @@ def score_reviews(spark: SparkSession, cfg: Config, reference: str, full: bool =
     spark.conf.set(_ARROW_BATCH, str(cfg.score.batch_rows))
     uri = registry.tracking_uri(cfg)
     embeddings = cfg.table("embeddings")
+    # The MLlib pipeline loads once, on the driver; the torch families load in each Python worker.
+    linear = registry.load(cfg, model.reference).unwrap_python_model() if model.model_type == "linear" else None
     scored = 0
     try:
         for chunk in range(chunks if pending else 0):
@@ -251,8 +253,8 @@ def score_reviews(spark: SparkSession, cfg: Config, reference: str, full: bool =
             sc.setJobDescription(label)
             part = todo.where(F.pmod(F.xxhash64("review_id"), F.lit(chunks)) == chunk) if chunks > 1 else todo
             size = math.ceil(pending / chunks)
-            if model.model_type == "linear":
-                predicted = linear_scores(spark, cfg, model, part)
+            if linear is not None:
+                predicted = linear_scores(linear, part)
             else:
                 if model.model_type == "joint-topic" and model.encoder and spark.catalog.tableExists(embeddings):
                     part = part.join(embeddings_for(spark, cfg, model.encoder), ["review_id", "text_hash"], "left")

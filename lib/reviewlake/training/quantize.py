@@ -32,19 +32,6 @@ from reviewlake.config import Config
 log = logging.getLogger(__name__)
 
 
-def source_version(cfg: Config, reference: str) -> Any:
-    """The registry's ``ModelVersion`` for ``NAME@ALIAS`` or ``NAME/VERSION``."""
-    client = registry.configure(cfg)
-    if "@" in reference:
-        name, alias = reference.split("@", 1)
-        found = registry.champion(client, name, alias)
-        if found is None:
-            raise ValueError(f"model {reference} not found in the registry at {registry.tracking_uri(cfg)}")
-        return found
-    name, _, version = reference.partition("/")
-    return client.get_model_version(name, version)
-
-
 def evaluation_rows(spark: SparkSession, cfg: Config, silver_version: int, sources: list[str], split: str) -> pd.DataFrame:
     """The rows of ``split`` a model trained on silver ``silver_version`` was measured on (the same
     fixed sample: the first ``train.eval_rows`` by review id)."""
@@ -114,7 +101,7 @@ def quantize_stage(spark: SparkSession, cfg: Config, request: Any) -> Any:
 
     clock = time.perf_counter()
     reference = request.source_model or f"{cfg.registry.prefix}multitask@{cfg.registry.alias}"
-    source = source_version(cfg, reference)
+    source = registry.find_version(cfg, reference)
     loaded = registry.load(cfg, reference).unwrap_python_model()
     full = getattr(loaded, "predictor", None)
     if not isinstance(full, MultitaskPredictor) or full.meta.get("quantized"):
