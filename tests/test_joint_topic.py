@@ -3,6 +3,8 @@ Spark with the real MiniLM embeddings (stored once in Delta), registered and sco
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,6 +16,7 @@ from reviewlake.config import Config
 from reviewlake.models.joint_topic import JointTopicModel, joint_loss, soft_assignment, target_distribution
 from reviewlake.topics import describe_topics, diversity, npmi
 from reviewlake.training.stage import TrainReport
+from tests.conftest import JOINT, train_config
 
 @pytest.fixture(scope="module")
 def joint(t_joint: tuple[Config, TrainReport]) -> tuple[Config, TrainReport]:
@@ -38,6 +41,26 @@ def test_joint_topic_trains_registers_and_describes_its_topics(spark: SparkSessi
     assert -1.0 <= found["topic_silhouette"] <= 1.0 and -1.0 <= found["topic_npmi"] <= 1.0
     # The generator plants product categories: the topics recover them well above chance (NMI ~ 0.01).
     assert found["topic_nmi_category"] > 0.15, found
+
+
+def test_joint_topic_trains_through_horovod(spark: SparkSession, spark_home: Path, train_home: Path,
+                                           joint: tuple[Config, TrainReport]) -> None:
+    """The same train function under horovod.spark.run: 2 ranks, each reading its own shard through
+    Petastorm; it reuses the embeddings t-joint stored."""
+    from reviewlake.training.stage import TrainRequest, train
+
+    cfg = train_config(spark_home, train_home, *JOINT, "train.joint_topic.pretrain_epochs=2",
+                       "train.joint_topic.epochs=2")
+    report = train(spark, cfg, TrainRequest(model="joint-topic", backend="horovod", num_proc=2, local_mode=False,
+                                            use_gpu=False, name="t-joint-horovod"))
+    assert report.version == "1" and report.steps > 0, report.summary()
+    accuracy = {s: v for s, m, v in report.test_metrics if m == "accuracy"}
+    assert accuracy["amazon-tsv"] > 0.7, report.summary()
+    topics = spark.table(cfg.table("model_topics")).where("model = 't-joint-horovod'").collect()
+    assert sorted(t["topic_id"] for t in topics) == [0, 1, 2, 3]
+    assert sum(t["reviews"] for t in topics) == report.rows["train"]
+    out = registry.load(cfg, "t-joint-horovod@champion").predict(pd.DataFrame({"text": ["it broke in a day"]}))
+    assert out["status"][0] == "ok" and 0 <= int(out["topic_id"][0]) < 4
 
 
 def test_embeddings_are_stored_once_per_review_and_encoder(spark: SparkSession,
