@@ -20,11 +20,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--source", help="corpus name stored in bronze.source; selects the column mapping "
                                     "for csv/parquet (default: the format's name)")
     p.add_argument("--category", help="category of every review, when the files do not say it")
+    p.add_argument("--skip-unchanged", action="store_true",
+                   help="read nothing when an earlier run read the same files (path, size, modification time)")
     args = p.parse_args(argv)
     cfg = cli.config(args)
     spark = get_spark(cfg, f"reviewlake ingest {args.source or args.format}")
-    report = ingest(spark, cfg, args.format, args.input, args.source, args.category)
-    print(json.dumps({k: str(v) if not isinstance(v, int) else v for k, v in vars(report).items()}))
+    report = ingest(spark, cfg, args.format, args.input, args.source, args.category,
+                    skip_unchanged=args.skip_unchanged)
+    print(json.dumps({k: v if isinstance(v, (int, bool)) or v is None else str(v) for k, v in vars(report).items()}))
     return 0
 
 

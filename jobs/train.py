@@ -6,19 +6,13 @@ import sys
 
 from reviewlake import cli
 from reviewlake.spark import get_spark
-from reviewlake.training.backends import BACKENDS
 from reviewlake.training.stage import MODEL_TYPES, TrainRequest, train
 
 
 def main(argv: list[str] | None = None) -> int:
     p = cli.parser(__doc__ or "")
     p.add_argument("--model", required=True, choices=MODEL_TYPES)
-    p.add_argument("--backend", choices=BACKENDS, help="how torch models are launched (default: train.backend)")
-    p.add_argument("--num-proc", type=int, help="training processes (default: train.num_proc)")
-    p.add_argument("--local-mode", action="store_true", help="run the processes on the driver, not on executors")
-    p.add_argument("--use-gpu", action="store_true", help="one GPU per process (nccl)")
-    p.add_argument("--epochs", type=int, help="phase-2 epochs (default: train.multitask.epochs)")
-    p.add_argument("--max-rows", type=int, help="at most this many training rows")
+    cli.add_launch_options(p)
     p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (smoke runs)")
     p.add_argument("--sources", help="comma-separated silver sources to train on (default: all)")
     p.add_argument("--name", help="registered model name (default: registry.prefix + model type)")

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything reviewlake needs on a fresh Linux machine with Python 3.11, Java 17 and Maven:
 # a virtual environment with the pinned packages, horovod built from source, Delta's jars from Maven
-# Central, and the library installed in development mode. Safe to run again: each step is skipped
-# when its result is already in the cache.
+# Central. Safe to run again: each step is skipped when its result is already in the cache.
 #
 # The cache ($REVIEWLAKE_CACHE, default ~/.cache/reviewlake) is shared by every clone on the machine;
 # the environment's folder is named after a hash of the files that define it, so a change to the pins
@@ -38,7 +37,12 @@ if [ ! -f "$venv/.complete" ]; then
   touch "$venv/.complete"
 fi
 ln -sfn "$venv" "$root/.venv"
-"$venv/bin/python" -m pip --disable-pip-version-check -q install --no-deps --no-build-isolation -e "$root"
+# The library is not installed into the shared environment: every clone's entry points (spark-submit.sh,
+# scripts/test.sh, benchmarks, notebooks) put their own lib/ first, executors get it as a zip, and an
+# environment without editable installs is one venv-pack can pack. Earlier bootstraps installed it.
+if compgen -G "$venv/lib/python3*/site-packages/__editable__.reviewlake-*" >/dev/null; then
+  "$venv/bin/python" -m pip --disable-pip-version-check -q uninstall -y reviewlake
+fi
 
 delta_version=$(sed -n 's:.*<delta.version>\(.*\)</delta.version>.*:\1:p' "$root/jars/pom.xml")
 jars=$cache/jars
@@ -47,6 +51,17 @@ if ! ls "$jars"/delta-spark_2.13-"$delta_version".jar >/dev/null 2>&1; then
   rm -rf "$jars"
   mvn -q -B -f "$root/jars/pom.xml" dependency:copy-dependencies -DoutputDirectory="$jars" \
       -DincludeScope=runtime -DexcludeArtifactIds=scala-library
+fi
+# The service's page is tested in a real headless browser: Debian's Chromium (Playwright drives it; its
+# own browser download is not reachable from these machines).
+if ! command -v chromium >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "bootstrap: installing Debian's chromium (headless browser for the service's page test)"
+    apt-get install -y -q --no-install-recommends chromium >/dev/null \
+      || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium >/dev/null; }
+  else
+    echo "bootstrap: no chromium; install it (sudo apt-get install chromium) for the service's page test" >&2
+  fi
 fi
 "$root/scripts/fetch_data.sh" "$venv/bin/python" "$cache/data"
 "$root/scripts/fetch_encoders.sh" "$venv/bin/python" "$cache/encoders"

@@ -139,3 +139,21 @@ def t_joint(spark: SparkSession, spark_home: Path, train_home: Path,
     cfg = train_config(spark_home, train_home, *JOINT)
     return cfg, train(spark, cfg, TrainRequest(model="joint-topic", backend="torch-distributor", num_proc=2,
                                                local_mode=False, use_gpu=False, name="t-joint"))
+
+
+# The pipeline and service tests' database: the training tests' silver, t-joint's embeddings and topics,
+# and the registered t-multitask and t-joint champions as the models score and aggregate use.
+PIPELINE = ["database=pipeline_test", "registry.prefix=t-", "aggregate.topic_model=joint"]
+
+
+@pytest.fixture(scope="session")
+def t_pipeline(spark: SparkSession, spark_home: Path, train_home: Path, train_silver: Config,
+               t_multitask: "TrainReport", t_joint: "tuple[Config, TrainReport]") -> "tuple[Config, Any]":
+    """A first pipeline run over that database (score and aggregate do the work): the config and its report."""
+    from reviewlake.pipeline import PipelineRequest, run_pipeline
+
+    cfg = train_config(spark_home, train_home, *PIPELINE)
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS {cfg.database}")
+    for role in ("silver", "embeddings", "model_topics"):
+        spark.sql(f"CREATE OR REPLACE TABLE {cfg.table(role)} USING delta AS SELECT * FROM {train_silver.table(role)}")
+    return cfg, run_pipeline(spark, cfg, PipelineRequest())

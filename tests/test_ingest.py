@@ -53,6 +53,25 @@ def test_rerun_adds_nothing(spark: SparkSession, cfg: Config, corpus: tuple[str,
     assert spark.table(cfg.table("ingest_runs")).count() == 2
 
 
+def test_skip_unchanged_reads_nothing_until_a_file_changes(spark: SparkSession, cfg: Config, tmp_path: Path,
+                                                           corpus: tuple[str, int]) -> None:
+    import os
+    import shutil
+
+    path = tmp_path / Path(corpus[0]).name
+    shutil.copy(corpus[0], path)
+    first = ingest(spark, cfg, "fasttext", str(path), skip_unchanged=True)
+    assert not first.unchanged and first.rows_read == ROWS
+    again = ingest(spark, cfg, "fasttext", str(path), skip_unchanged=True)
+    assert again.unchanged and again.rows_read == 0 and again.bronze_version == first.bronze_version
+    assert "unchanged since an earlier run" in again.summary()
+    assert ingest(spark, cfg, "fasttext", str(path), source="other", skip_unchanged=True).rows_read == ROWS
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))  # rewritten, same size
+    assert ingest(spark, cfg, "fasttext", str(path), skip_unchanged=True).rows_read == ROWS
+    runs = spark.table(cfg.table("ingest_runs")).orderBy("started_at").select("unchanged").collect()
+    assert [r["unchanged"] for r in runs] == [False, True, False, False]
+
+
 def test_run_killed_between_tables_is_completed_by_rerun(
     spark: SparkSession, cfg: Config, corpus: tuple[str, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -69,7 +88,9 @@ def test_run_killed_between_tables_is_completed_by_rerun(
         ingest(spark, cfg, "fasttext", path)
     assert counts(spark, cfg) == (ROWS - planted, 0)
     monkeypatch.setattr(tables, "insert_new", real_insert)
-    report = ingest(spark, cfg, "fasttext", path)
+    # The killed run recorded nothing, so a run that skips unchanged input still reads it.
+    report = ingest(spark, cfg, "fasttext", path, skip_unchanged=True)
+    assert not report.unchanged
     assert (report.bronze_rows_inserted, report.quarantine_rows_inserted) == (0, planted)
     assert counts(spark, cfg) == (ROWS - planted, planted)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 from pathlib import Path
 
@@ -11,8 +12,8 @@ import pytest
 from tests.conftest import FIXTURES, REPO
 
 
-def submit(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "REVIEWLAKE_HOME": str(home)}
+def submit(home: Path, *args: str, **env_vars: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "REVIEWLAKE_HOME": str(home), **env_vars}
     return subprocess.run([str(REPO / "spark-submit.sh"), "--set", "spark.conf={spark.ui.enabled: 'false'}",
                            *args], env=env, capture_output=True, text=True, timeout=300)
 
@@ -55,7 +56,7 @@ def test_bad_input_gives_one_line_errors(home: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("stage", ["ingest", "generate", "sql", "demo", "labeled", "train", "predict", "models", "check", "gpus",
-                                   "score", "aggregate"])
+                                   "score", "aggregate", "pipeline", "pack", "serve", "doctor"])
 def test_every_job_answers_help(home: Path, stage: str) -> None:
     done = submit(home, stage, "--help")
     assert done.returncode == 0 and "--profile" in done.stdout and "usage:" in done.stdout
@@ -104,3 +105,27 @@ def test_a_second_job_on_the_embedded_metastore_is_one_line(tmp_path: Path) -> N
         holder.kill()
         holder.wait()
     assert submit(tmp_path, "sql", "SELECT 1").returncode == 0  # the lock went with its process
+
+
+def test_cluster_submission_errors_are_one_line(home: Path, tmp_path: Path) -> None:
+    """What goes wrong before a cluster job starts: each is one line, before any JVM starts."""
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    line = one_error_line(submit(home, "--master", f"spark://127.0.0.1:{port}", "sql", "SELECT 1"))
+    assert line == (f"error: the Spark master spark://127.0.0.1:{port} is unreachable (Connection refused): "
+                    "start it, or check --master / spark.master")
+    line = one_error_line(submit(home, "--profile", "cluster", "--set", f"spark.env_archive={tmp_path / 'env.tar.gz'}",
+                                 "score", "--model", "m@champion"))
+    assert line.startswith(f"error: the environment archive {tmp_path / 'env.tar.gz'} is missing: build it with "
+                           "./spark-submit.sh pack")
+    line = one_error_line(submit(home, "--set", f"paths.jars={tmp_path}", "sql", "SELECT 1"))
+    assert line.startswith(f"error: Delta jars not found in {tmp_path}: run ./scripts/bootstrap.sh")
+    line = one_error_line(submit(home, "sql", "SELECT 1", JAVA_HOME=str(tmp_path / "nojdk")))
+    assert line.startswith(f"error: Java not found (JAVA_HOME={tmp_path / 'nojdk'} has no bin/java)")
+    java = tmp_path / "jdk11" / "bin" / "java"
+    java.parent.mkdir(parents=True)
+    java.write_text('#!/bin/sh\necho \'openjdk version "11.0.22" 2024-01-16\' >&2\n')
+    java.chmod(0o755)
+    line = one_error_line(submit(home, "sql", "SELECT 1", JAVA_HOME=str(tmp_path / "jdk11")))
+    assert line == f"error: {java} is Java 11; Spark 4.0 needs Java 17 or 21: install OpenJDK 17 and point JAVA_HOME at it"

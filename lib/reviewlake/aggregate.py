@@ -22,10 +22,12 @@ inputs it was built from (``scores_version``, ``silver_version``). Only scores w
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from delta.tables import DeltaTable
 import pandas as pd
@@ -139,6 +141,31 @@ def _provenance(frame: DataFrame, sentiment: ModelVersion, topics: ModelVersion 
         F.lit(silver_version).cast("long").alias("silver_version"), F.current_timestamp().alias("built_at"))
 
 
+def _inputs_key(sentiment: ModelVersion, topics: ModelVersion, scores_version: int, silver_version: int) -> str:
+    """What a gold table is built from, stored as the userMetadata of its commit."""
+    return json.dumps({"sentiment_model": sentiment.reference, "topic_model": topics.reference,
+                       "scores_version": scores_version, "silver_version": silver_version}, sort_keys=True)
+
+
+def stale_gold(spark: SparkSession, cfg: Config, sentiment: ModelVersion, topics: ModelVersion) -> list[str]:
+    """The gold tables not built from the current versions of scores, silver and the two models (all of them
+    when a table is missing): ``pipeline`` rebuilds only when this is not empty."""
+    versions = [tables.table_version(DeltaTable.forName(spark, cfg.table(role))) if spark.catalog.tableExists(
+        cfg.table(role)) else None for role in ("scores", "silver")]
+    if None in versions:
+        return list(GOLD)
+    key = _inputs_key(sentiment, topics, *versions)  # type: ignore[arg-type]
+    stale = []
+    for role in GOLD:
+        name = cfg.table(role)
+        built = (DeltaTable.forName(spark, name).history(10).where(F.col("userMetadata").isNotNull())
+                 .orderBy(F.desc("version")).select("userMetadata").first()
+                 if spark.catalog.tableExists(name) else None)
+        if built is None or built[0] != key:
+            stale.append(role)
+    return stale
+
+
 def aggregate(spark: SparkSession, cfg: Config, sentiment: ModelVersion, topics: ModelVersion) -> AggregateReport:
     """Rebuild the gold tables from the scores of ``sentiment`` and ``topics``; see the module docstring."""
     from reviewlake.training.data import silver_at_version
@@ -167,7 +194,7 @@ def aggregate(spark: SparkSession, cfg: Config, sentiment: ModelVersion, topics:
                     cfg.table("model_topics"))
         topic_rows = spark.createDataFrame([], "topic_id int, terms array<string>, label string")
     month = F.to_date(F.date_trunc("month", "review_time")).alias("month")
-    frames = {
+    frames = {  # in GOLD' order
         "topic_sentiment": topic_overview(reviews, topic_rows, cfg.aggregate.examples),
         "topic_sentiment_by_category": topic_sentiment(reviews, ["category"]),
         "topic_sentiment_by_product": topic_sentiment(reviews.where(F.col("product_id").isNotNull()),
@@ -182,7 +209,8 @@ def aggregate(spark: SparkSession, cfg: Config, sentiment: ModelVersion, topics:
         for role, frame in frames.items():
             sc.setJobDescription(f"aggregate: rebuild {cfg.table(role)}")
             tables.overwrite(_provenance(frame, sentiment, None if role == "aspect_sentiment" else topics,
-                                         scores_version, silver_version), cfg.table(role), role)
+                                         scores_version, silver_version), cfg.table(role), role,
+                             metadata=_inputs_key(sentiment, topics, scores_version, silver_version))
             rows[role] = spark.table(cfg.table(role)).count()
     finally:
         reviews.unpersist()
@@ -207,15 +235,27 @@ def topic_table(spark: SparkSession, cfg: Config) -> str:
     return "\n".join(lines)
 
 
+COLOURS = {"negative": "#c0392b", "neutral": "#95a5a6", "positive": "#27ae60"}
+
+
+def stacked_shares(ax: Any, frame: pd.DataFrame, labels: list[str], title: str) -> None:
+    """Horizontal bars of ``frame``'s ``share_negative`` / ``share_neutral`` / ``share_positive``, one per label."""
+    left = [0.0] * len(frame)
+    for s in SENTIMENTS:
+        values = frame[f"share_{s}"].fillna(0.0).tolist()
+        ax.barh(labels, values, left=left, color=COLOURS[s], label=s)
+        left = [a + b for a, b in zip(left, values)]
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of reviews")
+    ax.set_title(title)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3, fontsize=8, frameon=False)
+
+
 def write_charts(spark: SparkSession, cfg: Config) -> list[Path]:
     """Stacked bars of the sentiment shares per topic and per aspect (all categories), as PNGs in
     ``paths.reports``."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    colours = {"negative": "#c0392b", "neutral": "#95a5a6", "positive": "#27ae60"}
     out = []
     topics: pd.DataFrame = spark.table(cfg.table("topic_sentiment")).orderBy("share_negative").toPandas()
     aspects: pd.DataFrame = spark.table(cfg.table("aspect_sentiment")).where(F.col("category") == ALL_CATEGORIES).orderBy(
@@ -227,19 +267,11 @@ def write_charts(spark: SparkSession, cfg: Config) -> list[Path]:
              "Sentiment share per topic (reviews)", "topic_sentiment.png"),
             (aspects, [f"{a} ({n:,})" for a, n in zip(aspects["aspect"], aspects["mentions"])],
              "Sentiment share per aspect (mentions)", "aspect_sentiment.png")):
-        fig, ax = plt.subplots(figsize=(9, 0.45 * max(len(frame), 3) + 1.6))
-        left = [0.0] * len(frame)
-        for s in SENTIMENTS:
-            values = frame[f"share_{s}"].fillna(0.0).tolist()
-            ax.barh(labels, values, left=left, color=colours[s], label=s)
-            left = [a + b for a, b in zip(left, values)]
-        ax.set_xlim(0, 1)
-        ax.set_xlabel("share of reviews")
-        ax.set_title(f"{title}: {frame['sentiment_model'].iloc[0] if len(frame) else 'no scores'}")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3, fontsize=8, frameon=False)
+        fig = Figure(figsize=(9, 0.45 * max(len(frame), 3) + 1.6))
+        ax = fig.subplots()
+        stacked_shares(ax, frame, labels, f"{title}: {frame['sentiment_model'].iloc[0] if len(frame) else 'no scores'}")
         fig.tight_layout()
         path = cfg.paths.reports / file
         fig.savefig(path, dpi=110)
-        plt.close(fig)
         out.append(path)
     return out

@@ -11,16 +11,13 @@ from typing import Callable
 from py4j.protocol import Py4JJavaError
 from pyspark.errors import PySparkException
 
-from reviewlake.config import Config, ConfigError, load_config
+from reviewlake.config import ERROR_FILE, Config, ConfigError, load_config
 from reviewlake.spark import MetastoreBusyError
 
 log = logging.getLogger("reviewlake")
 
 # Errors a user can fix: shown as one line, exit code 2, no traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, FileNotFoundError, ValueError, MetastoreBusyError)
-# Set by reviewlake.submit: spark-submit merges the Python driver's stderr into its stdout, so the
-# error line is handed back through this file and printed on spark-submit.sh's own stderr.
-ERROR_FILE = "REVIEWLAKE_ERROR_FILE"
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -75,3 +72,15 @@ def report_error(message: str) -> None:
             fh.write(line + "\n")
     else:
         print(line, file=sys.stderr)
+
+
+def add_launch_options(p: argparse.ArgumentParser) -> None:
+    """The options of how torch models train, shared by ``train`` and ``pipeline``."""
+    from reviewlake.training.backends import BACKENDS
+
+    p.add_argument("--backend", choices=BACKENDS, help="how torch models are launched (default: train.backend)")
+    p.add_argument("--num-proc", type=int, help="training processes (default: train.num_proc)")
+    p.add_argument("--local-mode", action="store_true", help="run the processes on the driver, not on executors")
+    p.add_argument("--use-gpu", action="store_true", help="one GPU per process (nccl)")
+    p.add_argument("--epochs", type=int, help="phase-2 epochs (default: the model's train.*.epochs)")
+    p.add_argument("--max-rows", type=int, help="at most this many training rows")

@@ -18,6 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 PROJECT_ROOT = Path(os.environ.get("REVIEWLAKE_ROOT") or Path(__file__).resolve().parents[2])
 CONF_DIR = PROJECT_ROOT / "conf"
 
+# Set by reviewlake.submit: spark-submit merges the Python driver's stderr into its stdout, so a job's
+# one-line error is handed back through this file and printed on spark-submit.sh's own stderr.
+ERROR_FILE = "REVIEWLAKE_ERROR_FILE"
 _ENV_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 
 
@@ -60,6 +63,7 @@ class Tables(_Strict):
     topic_sentiment_by_product: str = "topic_sentiment_by_product"
     topic_sentiment_monthly: str = "topic_sentiment_monthly"
     aspect_sentiment: str = "aspect_sentiment"
+    pipeline_runs: str = "pipeline_runs"
 
     @model_validator(mode="after")
     def _distinct(self) -> "Tables":
@@ -92,11 +96,21 @@ class SparkSettings(_Strict):
     executor_env: dict[str, str] = Field(default_factory=dict)
     gpu: GpuSettings = GpuSettings()
     conf: dict[str, str] = Field(default_factory=dict)
+    # The packed environment (./spark-submit.sh pack) that executors on a cluster master get with
+    # spark.archives; null when every node has the environment at the same path.
+    env_archive: Path | None = None
+    pack_exclude: list[str] = Field(default_factory=list)   # venv-pack --exclude patterns
+    pack_compress_level: int = Field(1, ge=0, le=9)
 
-    @field_validator("metastore_uri", mode="before")
+    @field_validator("metastore_uri", "env_archive", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if value == "" else value
+
+    @field_validator("env_archive")
+    @classmethod
+    def _from_root(cls, value: Path | None) -> Path | None:
+        return value if value is None or value.expanduser().is_absolute() else PROJECT_ROOT / value
 
 
 TimeFormat = Literal["unix_seconds", "unix_millis", "date", "timestamp"]
@@ -385,6 +399,34 @@ class AggregateSettings(_Strict):
     examples: int = Field(3, ge=0)               # example review ids per topic
 
 
+class PipelineInput(_Strict):
+    """One input of ``pipeline``'s ingest stage: the arguments of ``ingest``."""
+
+    format: str
+    path: str
+    source: str | None = None
+    category: str | None = None
+
+
+class PipelineSettings(_Strict):
+    """``pipeline``: ingest these inputs, preprocess, train (when asked), score and aggregate."""
+
+    inputs: list[PipelineInput] = Field(default_factory=list)
+    # Model types trained by `pipeline --train`, registered as registry.prefix + type.
+    train: list[str] = Field(default_factory=lambda: ["linear", "multitask", "joint-topic"])
+
+
+class ServeSettings(_Strict):
+    """``serve``: the prediction service and results page."""
+
+    host: str = "127.0.0.1"                      # loopback: put a proxy with authentication in front to share it
+    port: int = Field(8765, ge=1, le=65535)
+    max_texts: int = Field(256, ge=1)            # texts per POST /predict
+    max_chars: int = Field(20_000, ge=1)         # characters per text
+    max_upload_bytes: int = Field(10 * 2**20, ge=1)
+    max_upload_rows: int = Field(20_000, ge=1)   # larger files: ./spark-submit.sh predict --input
+
+
 class RegistrySettings(_Strict):
     """MLflow tracking and model registry."""
 
@@ -408,6 +450,8 @@ class Config(_Strict):
     train: TrainSettings = TrainSettings()
     score: ScoreSettings = ScoreSettings()
     aggregate: AggregateSettings = AggregateSettings()
+    pipeline: PipelineSettings = PipelineSettings()
+    serve: ServeSettings = ServeSettings()
     registry: RegistrySettings = RegistrySettings()
 
     def table(self, name: str) -> str:

@@ -12,21 +12,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from pyspark.sql import SparkSession  # noqa: E402
-from pyspark.sql import functions as F  # noqa: E402
-from pyspark.sql import types as T  # noqa: E402
-from sklearn.metrics import (  # noqa: E402
+from matplotlib.figure import Figure
+import numpy as np
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+from sklearn.metrics import (
     confusion_matrix, f1_score, hamming_loss, mean_absolute_error, precision_recall_fscore_support, r2_score,
     roc_auc_score, root_mean_squared_error,
 )
 
-from reviewlake import tables  # noqa: E402
-from reviewlake.config import Config  # noqa: E402
+from reviewlake import tables
+from reviewlake.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +185,8 @@ def confusion_png(pred: Predictions, class_names: list[str], path: Path, title: 
     if not sources:
         raise ValueError(f"no rows to draw in {path}: the predictions are empty")
     k = len(class_names)
-    fig, axes = plt.subplots(1, len(sources), figsize=(3.2 * len(sources) + 1, 3.6), squeeze=False)
+    fig = Figure(figsize=(3.2 * len(sources) + 1, 3.6))
+    axes = fig.subplots(1, len(sources), squeeze=False)
     for ax, source in zip(axes[0], sources):
         labelled = (pred.source == source) & (pred.y_true >= 0)
         matrix = confusion_matrix(pred.y_true[labelled], pred.proba[labelled].argmax(axis=1), labels=range(k))
@@ -206,7 +204,6 @@ def confusion_png(pred: Predictions, class_names: list[str], path: Path, title: 
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
-    plt.close(fig)
     return path
 
 

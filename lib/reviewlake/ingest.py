@@ -9,6 +9,8 @@ killed between the two MERGEs is completed by the next one.
 from __future__ import annotations
 
 import logging
+import hashlib
+import os
 import re
 import shutil
 import time
@@ -18,6 +20,7 @@ from datetime import datetime, timezone
 
 from urllib.parse import unquote
 
+from delta.tables import DeltaTable
 from py4j.protocol import Py4JJavaError
 from pyspark import StorageLevel
 from pyspark.errors import PySparkException
@@ -64,9 +67,16 @@ class IngestReport:
     bronze_version: int
     files_read: int
     files_skipped: int
+    # sha256 of the format, source, category and each file's path, size and modification time.
+    input_fingerprint: str | None = None
+    # True when skip_unchanged found a finished run over the same fingerprint: nothing was read.
+    unchanged: bool = False
 
     def summary(self) -> str:
         """One line for a person: every row read is accounted for."""
+        if self.unchanged:
+            return (f"ingest {self.source} ({self.format}) from {self.input}: unchanged since an earlier run "
+                    f"(same files, sizes and times), skipped; bronze stays at v{self.bronze_version}")
         return (
             f"ingest {self.source} ({self.format}) from {self.input}: {self.files_read} file(s) read, "
             f"{self.files_skipped} skipped; {self.rows_read:,} rows = accepted {self.rows_accepted:,} + "
@@ -279,6 +289,30 @@ def read_failure(exc: BaseException, listing: InputFiles) -> IngestError | None:
     return IngestError(f"{where}: {what} ({cause[:200]}); nothing was written")
 
 
+def input_fingerprint(listing: InputFiles, fmt: str, source: str, category: str | None) -> str:
+    """What identifies an input for ``skip_unchanged``: the request and every file's path, size and (on
+    a local disk) modification time in nanoseconds."""
+    digest = hashlib.sha256(f"{fmt}\0{source}\0{category or ''}".encode())
+    for f in sorted(listing.files, key=lambda f: f.path):
+        local = f.path.removeprefix("file:")
+        mtime = os.stat(local).st_mtime_ns if local.startswith("/") and os.path.exists(local) else -1
+        digest.update(f"\0{f.path}\0{f.size}\0{mtime}".encode())
+    return digest.hexdigest()
+
+
+def _finished_run(spark: SparkSession, cfg: Config, fingerprint: str) -> str | None:
+    """The id of a recorded ingest run over ``fingerprint``, if any. A run is recorded after both MERGEs
+    committed, so a run killed half-way is never taken for a finished one."""
+    name = cfg.table("ingest_runs")
+    if not spark.catalog.tableExists(name):
+        return None
+    runs = spark.table(name)
+    if "input_fingerprint" not in runs.columns:
+        return None
+    found = runs.where(F.col("input_fingerprint") == fingerprint).select("run_id").limit(1).collect()
+    return str(found[0]["run_id"]) if found else None
+
+
 def ingest(
     spark: SparkSession,
     cfg: Config,
@@ -286,6 +320,7 @@ def ingest(
     path: str,
     source: str | None = None,
     category: str | None = None,
+    skip_unchanged: bool = False,
 ) -> IngestReport:
     """Ingest the files at ``path`` in format ``fmt`` into the bronze and quarantine tables.
 
@@ -300,6 +335,10 @@ def ingest(
         ``parquet`` it also selects the column mapping in ``ingest.tabular``.
     category
         Category of every review, when the files do not say it.
+    skip_unchanged
+        Read nothing when ``ingest_runs`` records a run over the same files (path, size and, for local
+        files, modification time) with the same format, source and category: ``pipeline`` re-runs
+        cheaply. A plain re-run reads again and inserts nothing.
 
     Raises
     ------
@@ -327,6 +366,19 @@ def ingest(
     if not listing.files:
         raise IngestError(f"{path}: no file to read ({len(listing.skipped)} skipped: "
                           f"{'; '.join(f'{p}: {w}' for p, w in listing.skipped[:3])})")
+    fingerprint = input_fingerprint(listing, fmt, source, category)
+    if skip_unchanged:
+        earlier = _finished_run(spark, cfg, fingerprint)
+        if earlier is not None:
+            now = datetime.now(timezone.utc)
+            bronze_version = tables.table_version(DeltaTable.forName(spark, cfg.table("bronze")))
+            log.info("%s: unchanged since ingest run %s; skipped", path, earlier)
+            return _record(spark, cfg, IngestReport(run_id=run_id, source=source, format=fmt, input=path, started_at=now,
+                                finished_at=now, rows_read=0, rows_accepted=0, rows_quarantined=0,
+                                bronze_rows_inserted=0, bronze_rows_already_present=0, bronze_rows_repeated=0,
+                                quarantine_rows_inserted=0, quarantine_rows_already_present=0,
+                                quarantine_rows_repeated=0, bronze_version=bronze_version, files_read=0,
+                                files_skipped=len(listing.skipped), input_fingerprint=fingerprint, unchanged=True))
     options = ReadOptions(source=source, category=category, cfg=cfg, files=listing)
     time_format = reader.time_format or (mapping(options).time_format if fmt in ("csv", "parquet") else None)
 
@@ -393,14 +445,19 @@ def ingest(
         quarantine_rows_already_present=distinct_qids - quarantined_new,
         quarantine_rows_repeated=quarantined - distinct_qids,
         bronze_version=tables.table_version(bronze), files_read=len(listing.files),
-        files_skipped=len(listing.skipped),
+        files_skipped=len(listing.skipped), input_fingerprint=fingerprint,
     )
     if inserted < accepted:
         log.warning("%s: %d accepted rows not inserted: %d had an id already in %s, %d repeated an id "
                     "within this input", path, accepted - inserted, report.bronze_rows_already_present,
                     cfg.table("bronze"), report.bronze_rows_repeated)
+    log.info(report.summary())
+    return _record(spark, cfg, report)
+
+
+def _record(spark: SparkSession, cfg: Config, report: IngestReport) -> IngestReport:
+    """Append ``report`` to ``ingest_runs``."""
     tables.ensure_table(spark, cfg.table("ingest_runs"), tables.INGEST_RUNS_SCHEMA, role="ingest_runs")
     spark.createDataFrame([asdict(report)], tables.INGEST_RUNS_SCHEMA).write.format("delta").mode(
         "append").option("mergeSchema", "true").saveAsTable(cfg.table("ingest_runs"))
-    log.info(report.summary())
     return report

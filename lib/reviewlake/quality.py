@@ -10,17 +10,14 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from scipy.stats import chi2_contingency
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from pyspark.sql import DataFrame, SparkSession  # noqa: E402
-from pyspark.sql import functions as F  # noqa: E402
-from scipy.stats import chi2_contingency  # noqa: E402
-
-from reviewlake import tables  # noqa: E402
-from reviewlake.config import Config  # noqa: E402
-from reviewlake.preprocess import SENTIMENT_3, SENTIMENT_BINARY  # noqa: E402
+from reviewlake import tables
+from reviewlake.config import Config
+from reviewlake.preprocess import SENTIMENT_3, SENTIMENT_BINARY
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +90,8 @@ def plot_quality(rows: list[tuple[str, str, str, float]], cfg: Config, out: Path
     def pick(metric: str) -> list[tuple[str, str, float]]:
         return [(g, k, v) for m, g, k, v in rows if m == metric]
 
-    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+    fig = Figure(figsize=(13, 9))
+    axes = fig.subplots(2, 2)
     ax = axes[0][0]
     train = {k: v for g, k, v in pick("class_count") if g == "sentiment_binary/train"}
     train3 = {k: v for g, k, v in pick("class_count") if g == "sentiment_3/train"}
@@ -137,7 +135,6 @@ def plot_quality(rows: list[tuple[str, str, str, float]], cfg: Config, out: Path
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=90)
-    plt.close(fig)
     return out
 
 

@@ -13,13 +13,17 @@ import os
 import sys
 from pathlib import Path
 
-from pyspark.sql import SparkSession
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 from reviewlake.config import PROJECT_ROOT, Config
 
 log = logging.getLogger(__name__)
 
 LOG4J_CONF = PROJECT_ROOT / "conf" / "log4j2.properties"
+SHIP_ENV = "REVIEWLAKE_SHIP_ENV"
 
 
 def delta_jars(cfg: Config) -> list[Path]:
@@ -79,8 +83,14 @@ def lock_metastore(cfg: Config) -> None:
     _HELD[lock] = fd
 
 
-def spark_conf(cfg: Config) -> dict[str, str]:
-    """Every Spark setting reviewlake relies on, as one flat mapping."""
+def spark_conf(cfg: Config, ship_env: bool = True, check: bool = True) -> dict[str, str]:
+    """Every Spark setting reviewlake relies on, as one flat mapping.
+
+    ``ship_env`` false: a job that runs no Python on the executors (``reviewlake.submit.JVM_ONLY``) does
+    not ship ``spark.env_archive``; a Python worker it starts by mistake fails at once instead of running
+    another environment's Python. ``check`` false: an environment archive that is not built yet is no error
+    (a scheduler's DAG file names it long before a task submits it).
+    """
     conf = {
         "spark.app.name": cfg.spark.app_name,
         "spark.master": cfg.spark.master,
@@ -108,9 +118,31 @@ def spark_conf(cfg: Config) -> dict[str, str]:
         )
     for key, value in cfg.spark.executor_env.items():
         conf[f"spark.executorEnv.{key}"] = value
+    conf.update(archive_conf(cfg, ship_env, check))
     conf.update(gpu_conf(cfg))
     conf.update(cfg.spark.conf)
     return conf
+
+
+def archive_conf(cfg: Config, ship: bool = True, check: bool = True) -> dict[str, str]:
+    """On a cluster master with ``spark.env_archive``: ship the packed environment (unless ``ship`` is
+    false) and run the executors' Python from it; the driver keeps this interpreter.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the archive is configured but not built.
+    """
+    archive = cfg.spark.env_archive
+    if archive is None or cfg.spark.master.startswith("local"):
+        return {}
+    python = {"spark.pyspark.python": "./environment/bin/python", "spark.pyspark.driver.python": sys.executable}
+    if not ship:
+        return python
+    if check and not archive.is_file():
+        raise FileNotFoundError(f"the environment archive {archive} is missing: build it with ./spark-submit.sh pack "
+                                "(or set spark.env_archive= when every node has the environment)")
+    return {"spark.archives": f"{archive}#environment", **python}
 
 
 def gpu_conf(cfg: Config) -> dict[str, str]:
@@ -128,7 +160,7 @@ def gpu_conf(cfg: Config) -> dict[str, str]:
             "spark.executor.resource.gpu.discoveryScript": script}
 
 
-def get_spark(cfg: Config, app_name: str | None = None) -> SparkSession:
+def get_spark(cfg: Config, app_name: str | None = None, catalog: bool = True) -> "SparkSession":
     """Build (or return the running) SparkSession for ``cfg`` and make sure its database exists.
 
     Parameters
@@ -137,21 +169,49 @@ def get_spark(cfg: Config, app_name: str | None = None) -> SparkSession:
         The loaded configuration.
     app_name
         Shown in the Spark UI; ``spark.app_name`` from config by default.
+    catalog
+        False: no Hive catalog (tables are read by path, see :func:`table_path`), so a long-running
+        process such as ``serve`` never holds the embedded metastore that the jobs need.
     """
-    cfg.paths.metastore.mkdir(parents=True, exist_ok=True)
     cfg.paths.logs.mkdir(parents=True, exist_ok=True)
-    lock_metastore(cfg)
+    if catalog:
+        cfg.paths.metastore.mkdir(parents=True, exist_ok=True)
+        lock_metastore(cfg)
     # PySpark picks the workers' Python from the environment, not from spark.pyspark.python.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     if cfg.spark.master.startswith("local"):
         # Without it Spark spends ~20 s resolving this host's name to a loopback address.
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    from pyspark.sql import SparkSession  # here: spark_conf and table_path are used where only pyspark's client is
+
     builder = SparkSession.builder
-    for key, value in spark_conf(cfg).items():
+    # reviewlake.submit says whether this job ships the environment archive (JVM_ONLY stages do not).
+    for key, value in spark_conf(cfg, ship_env=os.environ.get(SHIP_ENV, "1") == "1").items():
         builder = builder.config(key, value)
     if app_name:
         builder = builder.appName(app_name)
+    if not catalog:
+        return builder.config("spark.sql.catalogImplementation", "in-memory").getOrCreate()
     spark = builder.enableHiveSupport().getOrCreate()
     spark.sql(f"CREATE DATABASE IF NOT EXISTS `{cfg.database}`")
     log.debug("spark %s on %s, database %s", spark.version, cfg.spark.master, cfg.database)
     return spark
+
+
+def table_path(cfg: Config, role: str) -> Path:
+    """Where the managed table of ``role`` keeps its files: ``<warehouse>/<database>.db/<table>``, as the
+    Hive catalog places them, for a reader without the catalog (``spark.read.format("delta").load``)."""
+    return cfg.paths.warehouse / f"{cfg.database.lower()}.db" / getattr(cfg.tables, role).lower()
+
+
+def register_views(spark: "SparkSession", cfg: Config) -> list[str]:
+    """Temporary views named as the tables of ``cfg`` (``reviews_silver``, ``topic_sentiment``, ...) over
+    their Delta folders, for a session without the catalog (:func:`get_spark` with ``catalog=False``):
+    notebooks query them with Spark SQL while jobs keep the embedded metastore. Returns the views made."""
+    made = []
+    for role, name in cfg.tables.model_dump().items():
+        path = table_path(cfg, role)
+        if (path / "_delta_log").is_dir():
+            spark.read.format("delta").load(str(path)).createOrReplaceTempView(name)
+            made.append(name)
+    return made

@@ -72,6 +72,8 @@ INGEST_RUNS_SCHEMA = T.StructType(
         T.StructField("bronze_version", T.LongType(), False),
         T.StructField("files_read", T.LongType()),
         T.StructField("files_skipped", T.LongType()),
+        T.StructField("input_fingerprint", T.StringType()),
+        T.StructField("unchanged", T.BooleanType()),
     ]
 )
 
@@ -133,8 +135,10 @@ def table_role(spark: SparkSession, name: str) -> str | None:
     return properties[0].get(ROLE_PROPERTY) if properties and properties[0] else None
 
 
-def overwrite(frame: DataFrame, name: str, role: str, partition_by: list[str] | None = None) -> None:
-    """Replace table ``name`` with ``frame`` in one commit, if the table is this ``role``'s or new.
+def overwrite(frame: DataFrame, name: str, role: str, partition_by: list[str] | None = None,
+              metadata: str | None = None) -> None:
+    """Replace table ``name`` with ``frame`` in one commit, if the table is this ``role``'s or new;
+    ``metadata`` is kept as the commit's ``userMetadata`` (in ``DESCRIBE HISTORY``).
 
     Raises
     ------
@@ -153,6 +157,8 @@ def overwrite(frame: DataFrame, name: str, role: str, partition_by: list[str] | 
                 f"a table it does not own; give tables.{role} a name of its own in the config"
             )
     writer = frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+    if metadata is not None:
+        writer = writer.option("userMetadata", metadata)
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     writer.saveAsTable(name)

@@ -320,9 +320,10 @@ def train_joint_topic_stage(spark: SparkSession, cfg: Config, request: Any) -> A
 
 def topic_sentiment_png(topics: list[Any], path: Path, title: str) -> Path:
     """The seed's bar chart: share negative / neutral / positive of each topic's labelled reviews."""
-    from reviewlake.evaluate import plt
+    from matplotlib.figure import Figure
 
-    fig, ax = plt.subplots(figsize=(7, 0.6 * len(topics) + 1.6))
+    fig = Figure(figsize=(7, 0.6 * len(topics) + 1.6))
+    ax = fig.subplots()
     left = np.zeros(len(topics))
     for name, color in (("negative", "#c0392b"), ("neutral", "#bdc3c7"), ("positive", "#27ae60")):
         share = np.array([t.shares.get(name, 0.0) for t in topics])
@@ -336,5 +337,4 @@ def topic_sentiment_png(topics: list[Any], path: Path, title: str) -> Path:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
-    plt.close(fig)
     return path
