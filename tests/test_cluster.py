@@ -81,8 +81,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pat
     logs = tmp_path_factory.mktemp("cluster")
     port = free_port()
     url = f"spark://127.0.0.1:{port}"
-    env = {**os.environ, "SPARK_HOME": str(SPARK_HOME), "SPARK_LOCAL_IP": "127.0.0.1",
-           "SPARK_WORKER_DIR": str(logs / "work")}
+    # The daemons get this process's environment less what the tests' own MLflow calls exported
+    # (mlflow.set_tracking_uri / set_registry_uri set MLFLOW_*_URI for child processes), plus a registry
+    # URI of another, empty registry: executors inherit it, and scoring must still load the models from
+    # the configured registry (it once failed with "Registered Model with name=multitask not found").
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}, "SPARK_HOME": str(SPARK_HOME),
+           "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_WORKER_DIR": str(logs / "work"),
+           "MLFLOW_REGISTRY_URI": f"sqlite:///{logs / 'another-registry.db'}"}
     spark_class = str(SPARK_HOME / "bin" / "spark-class")
     procs: list[subprocess.Popen[bytes]] = []
     try:

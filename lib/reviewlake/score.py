@@ -100,7 +100,10 @@ def worker_model(tracking_uri: str, reference: str, threads: int) -> Any:
         import torch
 
         torch.set_num_threads(threads)
+        # Both: the registry URI would otherwise come from MLFLOW_REGISTRY_URI where the worker's environment
+        # has one (mlflow.set_registry_uri exports it to child processes), another registry than this one.
         mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(tracking_uri)
         _LOADED.clear()
         model = mlflow.pyfunc.load_model(f"models:/{reference}")
         if device != "cpu":
