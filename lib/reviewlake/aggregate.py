@@ -194,7 +194,7 @@ def aggregate(spark: SparkSession, cfg: Config, sentiment: ModelVersion, topics:
                     cfg.table("model_topics"))
         topic_rows = spark.createDataFrame([], "topic_id int, terms array<string>, label string")
     month = F.to_date(F.date_trunc("month", "review_time")).alias("month")
-    frames = {  # in GOLD' order
+    frames = {  # in the order of GOLD
         "topic_sentiment": topic_overview(reviews, topic_rows, cfg.aggregate.examples),
         "topic_sentiment_by_category": topic_sentiment(reviews, ["category"]),
         "topic_sentiment_by_product": topic_sentiment(reviews.where(F.col("product_id").isNotNull()),
@@ -205,12 +205,13 @@ def aggregate(spark: SparkSession, cfg: Config, sentiment: ModelVersion, topics:
         "aspect_sentiment": aspect_sentiment(reviews),
     }
     rows: dict[str, int] = {}
+    built_from = _inputs_key(sentiment, topics, scores_version, silver_version)
     try:
         for role, frame in frames.items():
             sc.setJobDescription(f"aggregate: rebuild {cfg.table(role)}")
             tables.overwrite(_provenance(frame, sentiment, None if role == "aspect_sentiment" else topics,
                                          scores_version, silver_version), cfg.table(role), role,
-                             metadata=_inputs_key(sentiment, topics, scores_version, silver_version))
+                             metadata=built_from)
             rows[role] = spark.table(cfg.table(role)).count()
     finally:
         reviews.unpersist()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import hashlib
-import os
 import re
 import shutil
 import time
@@ -289,24 +288,12 @@ def read_failure(exc: BaseException, listing: InputFiles) -> IngestError | None:
     return IngestError(f"{where}: {what} ({cause[:200]}); nothing was written")
 
 
-def _mtime_ns(spark: SparkSession, path: str) -> int:
-    """A file's modification time: from the local disk, or from its Hadoop filesystem (HDFS, S3, ...)."""
-    local = path.removeprefix("file:")
-    if local.startswith("/"):
-        return os.stat(local).st_mtime_ns
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
-    status = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).getFileStatus(hadoop_path)
-    return int(status.getModificationTime()) * 1_000_000
-
-
-def input_fingerprint(spark: SparkSession, listing: InputFiles, fmt: str, source: str, category: str | None) -> str:
+def input_fingerprint(listing: InputFiles, fmt: str, source: str, category: str | None) -> str:
     """What identifies an input for ``skip_unchanged``: the request and every file's path, size and
-    modification time."""
+    modification time, as the listing found them."""
     digest = hashlib.sha256(f"{fmt}\0{source}\0{category or ''}".encode())
     for f in sorted(listing.files, key=lambda f: f.path):
-        digest.update(f"\0{f.path}\0{f.size}\0{_mtime_ns(spark, f.path)}".encode())
+        digest.update(f"\0{f.path}\0{f.size}\0{f.mtime_ns}".encode())
     return digest.hexdigest()
 
 
@@ -376,7 +363,7 @@ def ingest(
     if not listing.files:
         raise IngestError(f"{path}: no file to read ({len(listing.skipped)} skipped: "
                           f"{'; '.join(f'{p}: {w}' for p, w in listing.skipped[:3])})")
-    fingerprint = input_fingerprint(spark, listing, fmt, source, category)
+    fingerprint = input_fingerprint(listing, fmt, source, category)
     if skip_unchanged:
         earlier = _finished_run(spark, cfg, fingerprint)
         if earlier is not None:

@@ -35,7 +35,7 @@ from pyspark.sql import SparkSession
 from reviewlake import registry
 from reviewlake.aggregate import COLOURS, stacked_shares
 from reviewlake.config import Config
-from reviewlake.predict import as_json, predict_texts
+from reviewlake.predict import as_json, clean_texts
 from reviewlake.spark import table_path
 
 log = logging.getLogger(__name__)
@@ -84,17 +84,24 @@ def load_models(cfg: Config, sentiment_ref: str | None = None, topics_ref: str |
 
 def predict_frame(spark: SparkSession, cfg: Config, models: Models, texts: pd.Series) -> pd.DataFrame:
     """``predict``'s columns for ``texts``: the sentiment model's, and the topic model's topic columns."""
-    out = predict_texts(spark, cfg, models.sentiment, texts)
+    cleaned = pd.DataFrame({"text": clean_texts(spark, cfg, texts)}, index=texts.index)  # once for both models
+    out = models.sentiment.predict(cleaned)
     if models.topics is not None:
-        topics = predict_texts(spark, cfg, models.topics, texts)
-        out[TOPIC_ADDED] = topics[TOPIC_ADDED]
+        out[TOPIC_ADDED] = models.topics.predict(cleaned)[TOPIC_ADDED]
     return out
+
+
+def gold_version(cfg: Config) -> str | None:
+    """The newest commit file of the topic x sentiment gold table (None before ``aggregate`` built it): the
+    page, its charts and /api/topics read the table again only when it changes."""
+    commits = sorted((table_path(cfg, "topic_sentiment") / "_delta_log").glob("*.json"))
+    return commits[-1].name if commits else None
 
 
 def gold_topics(spark: SparkSession, cfg: Config) -> pd.DataFrame | None:
     """The topic x sentiment gold table, or None before ``aggregate`` has built it."""
     path = table_path(cfg, "topic_sentiment")
-    if not (path / "_delta_log").is_dir():
+    if gold_version(cfg) is None:
         return None
     columns = ["topic_id", "topic_label", "reviews", "negative", "neutral", "positive", "share_negative",
                "share_neutral", "share_positive", "mean_rating_pred", "sentiment_model", "topic_model", "built_at"]
@@ -156,6 +163,15 @@ def create_app(spark: SparkSession, cfg: Config, models: Models) -> FastAPI:
     """The service's routes over loaded ``models``; see the module docstring."""
     app = FastAPI(title="reviewlake", description="Sentiment, rating, aspects and topics of product reviews")
     lock = threading.Lock()  # one Spark cleaning + model call at a time: the models are not thread-safe
+    gold: dict[str | None, pd.DataFrame | None] = {}  # the gold table, by its newest commit
+
+    def topics_now() -> pd.DataFrame | None:
+        version = gold_version(cfg)
+        with lock:
+            if version not in gold:
+                gold.clear()
+                gold[version] = gold_topics(spark, cfg)
+            return gold[version]
 
     def check_texts(texts: list[str]) -> None:
         if not texts:
@@ -198,22 +214,19 @@ def create_app(spark: SparkSession, cfg: Config, models: Models) -> FastAPI:
 
     @app.get("/api/topics")
     def topics() -> list[dict[str, Any]]:
-        with lock:
-            frame = gold_topics(spark, cfg)
+        frame = topics_now()
         return [] if frame is None else frame.to_dict(orient="records")
 
     @app.get("/charts/{kind}.png")
     def chart(kind: str) -> Response:
         if kind not in ("sentiment", "topics"):
             raise HTTPException(404, f"no chart '{kind}'; charts: sentiment, topics")
-        with lock:
-            frame = gold_topics(spark, cfg)
+        frame = topics_now()
         return Response(chart_png(frame, kind), media_type="image/png")
 
     @app.get("/", response_class=HTMLResponse)
     def page() -> str:
-        with lock:
-            frame = gold_topics(spark, cfg)
+        frame = topics_now()
         return render_page(models, frame)
 
     return app

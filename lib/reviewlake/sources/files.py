@@ -41,6 +41,7 @@ class InputFile:
     read_as: str
     size: int
     explicit: bool
+    mtime_ns: int = -1  # modification time, as listed (ingest's unchanged-input fingerprint)
 
     @property
     def name(self) -> str:
@@ -91,9 +92,10 @@ def _check_magic(path: str, head: bytes) -> None:
             )
 
 
-def _local_files(root: Path, explicit: bool, skipped: list[tuple[str, str]]) -> list[tuple[str, int]]:
+def _local_files(root: Path, explicit: bool, skipped: list[tuple[str, str]]) -> list[tuple[str, int, int]]:
     if explicit and root.is_file():
-        return [(str(root), root.stat().st_size)]
+        stat = root.stat()
+        return [(str(root), stat.st_size, stat.st_mtime_ns)]
     found = []
     for folder, dirs, names in os.walk(root):
         for d in sorted(dirs):
@@ -105,7 +107,8 @@ def _local_files(root: Path, explicit: bool, skipped: list[tuple[str, str]]) -> 
             if is_hidden(name):
                 skipped.append((full, "hidden file (name starts with '.' or '_'); name it explicitly to read it"))
             else:
-                found.append((full, os.path.getsize(full)))
+                stat = os.stat(full)
+                found.append((full, stat.st_size, stat.st_mtime_ns))
     return found
 
 
@@ -132,13 +135,13 @@ def list_input(spark: SparkSession, path: str, staging: Path) -> InputFiles:
         raise InputError(f"input path {path} does not exist")
     local = fs.getUri().getScheme() == "file"
     skipped: list[tuple[str, str]] = []
-    listed: list[tuple[str, int, bool]] = []  # path, size, named explicitly
+    listed: list[tuple[str, int, int, bool]] = []  # path, size, modification time (ns), named explicitly
     for status in matched:
         shown = _display(status.getPath().toUri().toString())
         if local:
             found = _local_files(Path(shown), not status.isDirectory(), skipped)
         elif not status.isDirectory():
-            found = [(shown, int(status.getLen()))]
+            found = [(shown, int(status.getLen()), int(status.getModificationTime()) * 1_000_000)]
         else:
             found = []
             files = fs.listFiles(status.getPath(), True)
@@ -148,11 +151,11 @@ def list_input(spark: SparkSession, path: str, staging: Path) -> InputFiles:
                 if any(is_hidden(part) for part in shown_f[len(shown):].split("/")):
                     skipped.append((shown_f, "hidden file (name starts with '.' or '_'); name it explicitly"))
                 else:
-                    found.append((shown_f, int(f.getLen())))
-        listed += [(p, size, not status.isDirectory()) for p, size in found]
+                    found.append((shown_f, int(f.getLen()), int(f.getModificationTime()) * 1_000_000))
+        listed += [(p, size, mtime, not status.isDirectory()) for p, size, mtime in found]
 
     out: list[InputFile] = []
-    for file_path, size, explicit in listed:
+    for file_path, size, mtime, explicit in listed:
         _check_name(file_path)
         if size > 0 and file_path.endswith(tuple(_MAGIC)):
             if local:
@@ -175,5 +178,5 @@ def list_input(spark: SparkSession, path: str, staging: Path) -> InputFiles:
             read_as = str(link)
         # Spark globs every path it is given: a file named "[1].txt" must not read as a pattern.
         read_as = re.sub(r"([\[\]{}?*\\])", r"\\\1", read_as)
-        out.append(InputFile(path=file_path, read_as=read_as, size=size, explicit=explicit))
+        out.append(InputFile(path=file_path, read_as=read_as, size=size, explicit=explicit, mtime_ns=mtime))
     return InputFiles(files=out, skipped=skipped)
