@@ -63,3 +63,13 @@ def test_score_benchmark_prints_the_three_ways_and_ratios(tmp_path: object) -> N
     for ratio in ("spark/plain", "spark/row-udf"):
         found = re.search(rf"ratio {ratio} reviews/s: (\d+\.\d+)", out)
         assert found and float(found.group(1)) > 0, out
+
+
+@pytest.mark.slow
+def test_startup_benchmark_prints_the_class_archive_ratio(tmp_path: object) -> None:
+    args = [] if FULL else ["--rounds", "1", "--jobs", "sql"]
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "startup.py"), *args, "--workdir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = re.search(r"ratio sql start-to-end without/with archive: (\d+\.\d+)", done.stdout)
+    assert found and float(found.group(1)) > 0, done.stdout

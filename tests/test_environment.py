@@ -48,3 +48,18 @@ def test_horovod_allreduce_on_spark(spark: SparkSession) -> None:
         return float(hvd.allreduce(torch.tensor([float(hvd.rank() + 1)]), op=hvd.Sum).item())
 
     assert horovod.spark.run(allreduce, num_proc=2, start_timeout=120) == [3.0, 3.0]
+
+
+def test_the_driver_jvm_maps_the_class_archive_bootstrap_dumped(spark: SparkSession) -> None:
+    """scripts/bootstrap.sh dumped this environment's class archive; the tests' driver JVM (started by
+    get_spark, as every job's is) was given it. benchmarks/startup.py measures what it saves."""
+    from reviewlake.config import load_config
+    from reviewlake.spark import class_archive, driver_java_options
+
+    archive = class_archive(load_config("local"))
+    assert archive is not None and archive.is_file(), f"no class archive at {archive}: scripts/bootstrap.sh dumps it"
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    given = list(jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
+    assert f"-XX:SharedArchiveFile={archive}" in given
+    assert "SharedArchiveFile" not in driver_java_options(load_config("local", ["spark.class_archives="]))

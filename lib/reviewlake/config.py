@@ -101,8 +101,11 @@ class SparkSettings(_Strict):
     env_archive: Path | None = None
     pack_exclude: list[str] = Field(default_factory=list)   # venv-pack --exclude patterns
     pack_compress_level: int = Field(1, ge=0, le=9)
+    # Folder of the class-data-sharing archives that scripts/bootstrap.sh dumps (one per environment):
+    # a driver JVM maps Spark's and Delta's classes from it instead of loading them. Null: none.
+    class_archives: Path | None = None
 
-    @field_validator("metastore_uri", "env_archive", mode="before")
+    @field_validator("metastore_uri", "env_archive", "class_archives", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if value == "" else value

@@ -43,11 +43,24 @@ def delta_jars(cfg: Config) -> list[Path]:
     return jars
 
 
+def class_archive(cfg: Config) -> Path | None:
+    """This environment's class-data-sharing archive in ``spark.class_archives`` (``<venv>.jsa``, the
+    name ``scripts/bootstrap.sh`` dumps it under), or None when none is configured."""
+    if cfg.spark.class_archives is None:
+        return None
+    return cfg.spark.class_archives.expanduser() / f"{Path(sys.prefix).resolve().name}.jsa"
+
+
 def driver_java_options(cfg: Config) -> str:
-    """JVM options of the driver: quiet console logging with the full log in ``paths.logs``, and
-    Derby's log kept beside its database."""
-    return (f"-Dlog4j2.configurationFile=file:{LOG4J_CONF} -Dreviewlake.logs={cfg.paths.logs} "
-            f"-Dderby.system.home={cfg.paths.metastore}")
+    """JVM options of the driver: quiet console logging with the full log in ``paths.logs``, Derby's log
+    kept beside its database, and the environment's class archive when bootstrap has dumped it (the JVM
+    ignores one that no longer matches its classes, so a stale one costs only the speed-up)."""
+    options = (f"-Dlog4j2.configurationFile=file:{LOG4J_CONF} -Dreviewlake.logs={cfg.paths.logs} "
+               f"-Dderby.system.home={cfg.paths.metastore}")
+    archive = class_archive(cfg)
+    if archive is not None and archive.is_file():
+        options += f" -XX:SharedArchiveFile={archive} -Xshare:auto"
+    return options
 
 
 class MetastoreBusyError(RuntimeError):
