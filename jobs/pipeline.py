@@ -15,7 +15,8 @@ from reviewlake.spark import get_spark
 def main(argv: list[str] | None = None) -> int:
     p = cli.parser(__doc__ or "")
     p.add_argument("--train", action="store_true", help="train the models of pipeline.train (weekly in the schedule)")
-    p.add_argument("--models", help="comma-separated model types to train instead of pipeline.train")
+    p.add_argument("--models", help="comma-separated model types to train instead of pipeline.train; MODEL:BACKEND "
+                                       "trains that one through its own backend (multitask,joint-topic:horovod)")
     cli.add_launch_options(p)
     p.add_argument("--skip", default="", help=f"comma-separated stages to leave out ({', '.join(STAGES)})")
     p.add_argument("--only", default="", help="comma-separated stages to run, the others left out (a scheduler's "

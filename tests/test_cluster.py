@@ -171,8 +171,10 @@ def test_pipeline_and_both_training_backends_on_a_standalone_cluster(
     master, apps = cluster
     corpus = generate("amazon-tsv", tmp_path / "data", 1500 if FULL else 600, seed=5).files[0]
     inputs = f"pipeline.inputs=[{{format: amazon-tsv, path: '{corpus}'}}]"
+    # One application: every stage, multitask trained through Horovod and joint-topic through
+    # TorchDistributor, each on the two executors.
     done = submit(tmp_path, master, env_archive, "--set", inputs, "pipeline", "--train",
-                  "--models", "multitask,joint-topic", "--backend", "torch-distributor", "--num-proc", "2")
+                  "--models", "multitask:horovod,joint-topic", "--backend", "torch-distributor", "--num-proc", "2")
     used = finished(done, apps)
     # Both workers ran an executor, each with the library zip (and with FULL, the unpacked environment).
     assert len(used) == 2, used
@@ -181,13 +183,8 @@ def test_pipeline_and_both_training_backends_on_a_standalone_cluster(
     out = done.stdout
     for stage in ("ingest", "preprocess", "train", "score", "aggregate"):
         assert re.search(rf"^  {stage} +done ", out, re.M), out[-4000:]
-    assert "multitask -> multitask v1 (champion" in out and "joint-topic -> joint-topic v1 (champion" in out, out[-4000:]
-
-    # The same train function through Horovod on the cluster's two executors.
-    done = submit(tmp_path, master, env_archive, "train", "--model", "multitask", "--backend", "horovod",
-                  "--num-proc", "2", "--name", "hvd-multitask", "--max-rows", "300")
-    finished(done, apps)
-    assert "multitask -> hvd-multitask v1 (champion" in done.stdout, done.stdout[-3000:]
+    assert "horovod x2: multitask -> multitask v1 (champion" in out, out[-4000:]
+    assert "torch-distributor x2: joint-topic -> joint-topic v1 (champion" in out, out[-4000:]
 
     # The gold tables from a fresh sql job on the cluster (it ships no environment: no Python on executors).
     query = submit(tmp_path, master, env_archive, "sql",

@@ -50,6 +50,8 @@ def test_pipeline_runs_each_stage_once_then_skips_what_is_done(
 def test_pipeline_refuses_unknown_models_and_stages(spark: SparkSession, cfg: Config) -> None:
     with pytest.raises(ConfigError, match="unknown model type"):
         run_pipeline(spark, cfg, PipelineRequest(train=True, models=("gpt",)))
+    with pytest.raises(ConfigError, match="unknown backend in multitask:ray; one of: torch-distributor, horovod"):
+        run_pipeline(spark, cfg, PipelineRequest(train=True, models=("multitask:ray",)))
     with pytest.raises(ConfigError, match="pipeline --skip scoring: unknown stage"):
         run_pipeline(spark, cfg, PipelineRequest(skip=("scoring",)))
 

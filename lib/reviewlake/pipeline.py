@@ -32,6 +32,7 @@ from reviewlake.ingest import ingest
 from reviewlake.preprocess import preprocess
 from reviewlake.registry import ModelVersion, resolve
 from reviewlake.score import score_reviews
+from reviewlake.training.backends import BACKENDS
 from reviewlake.training.stage import MODEL_TYPES, TrainRequest, train
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ class PipelineRequest:
     """What one pipeline run was asked to do: the train stage's options, and stages to leave out."""
 
     train: bool = False
-    models: tuple[str, ...] = ()           # default: pipeline.train
+    models: tuple[str, ...] = ()           # MODEL or MODEL:BACKEND; default: pipeline.train
     backend: str | None = None
     num_proc: int | None = None
     local_mode: bool = False
@@ -135,12 +136,14 @@ def _train(spark: SparkSession, cfg: Config, request: PipelineRequest) -> StageR
     if not request.train:
         return StageResult("train", "skipped", 0.0, "not asked (pipeline --train)")
     lines = []
-    for model in request.models or tuple(cfg.pipeline.train):
+    num_proc = request.num_proc or cfg.train.num_proc
+    for model, backend in _models(cfg, request):
         report = train(spark, cfg, TrainRequest(
-            model=model, backend=request.backend or cfg.train.backend, num_proc=request.num_proc or cfg.train.num_proc,
+            model=model, backend=backend, num_proc=num_proc,
             local_mode=request.local_mode or cfg.train.local_mode, use_gpu=request.use_gpu or cfg.train.use_gpu,
             epochs=request.epochs, max_rows=request.max_rows, name=f"{cfg.registry.prefix}{model}"))
-        lines.append(report.summary())
+        launched = "Spark MLlib" if model == "linear" else f"{backend} x{num_proc}"
+        lines.append(f"{launched}: {report.summary()}")
     return StageResult("train", "done", 0.0, "\n".join(lines), _rows(spark, cfg, "model_metrics"))
 
 
@@ -187,15 +190,28 @@ _STAGE_FUNCTIONS: dict[str, Callable[[SparkSession, Config, PipelineRequest], St
     "ingest": _ingest, "preprocess": _preprocess, "train": _train, "score": _score, "aggregate": _aggregate}
 
 
+def _models(cfg: Config, request: PipelineRequest) -> list[tuple[str, str]]:
+    """(model type, backend) of each model to train: ``MODEL:BACKEND`` names its own backend, a bare
+    ``MODEL`` takes ``--backend`` or ``train.backend``."""
+    out = []
+    for item in request.models or tuple(cfg.pipeline.train):
+        model, _, backend = item.partition(":")
+        out.append((model, backend or request.backend or cfg.train.backend))
+    return out
+
+
 def check_request(cfg: Config, request: PipelineRequest) -> None:
-    """Fail before Spark starts on an unknown stage or model type."""
+    """Fail before Spark starts on an unknown stage, model type or backend."""
     unknown = [s for s in request.skip if s not in STAGES]
     if unknown:
         raise ConfigError(f"pipeline --skip {','.join(unknown)}: unknown stage; stages: {', '.join(STAGES)}")
-    models = request.models or tuple(cfg.pipeline.train)
-    bad = [m for m in models if m not in MODEL_TYPES]
+    models = _models(cfg, request)
+    bad = [m for m, _ in models if m not in MODEL_TYPES]
     if bad:
         raise ConfigError(f"pipeline: unknown model type(s) {', '.join(bad)} to train; one of: {', '.join(MODEL_TYPES)}")
+    bad = [f"{m}:{b}" for m, b in models if b not in BACKENDS]
+    if bad:
+        raise ConfigError(f"pipeline: unknown backend in {', '.join(bad)}; one of: {', '.join(BACKENDS)}")
 
 
 def run_pipeline(spark: SparkSession, cfg: Config, request: PipelineRequest) -> PipelineReport:

@@ -55,12 +55,14 @@ def driver_java_options(cfg: Config) -> str:
     """JVM options of the driver: quiet console logging with the full log in ``paths.logs``, Derby's log
     kept beside its database, and the environment's class archive when bootstrap has dumped it (the JVM
     ignores one that no longer matches its classes, so a stale one costs only the speed-up)."""
-    options = (f"-Dlog4j2.configurationFile=file:{LOG4J_CONF} -Dreviewlake.logs={cfg.paths.logs} "
-               f"-Dderby.system.home={cfg.paths.metastore}")
+    return (f"-Dlog4j2.configurationFile=file:{LOG4J_CONF} -Dreviewlake.logs={cfg.paths.logs} "
+            f"-Dderby.system.home={cfg.paths.metastore} {class_archive_options(cfg)}").rstrip()
+
+
+def class_archive_options(cfg: Config) -> str:
+    """``-XX:SharedArchiveFile`` of :func:`class_archive` when it is dumped, else nothing."""
     archive = class_archive(cfg)
-    if archive is not None and archive.is_file():
-        options += f" -XX:SharedArchiveFile={archive} -Xshare:auto"
-    return options
+    return f"-XX:SharedArchiveFile={archive} -Xshare:auto" if archive is not None and archive.is_file() else ""
 
 
 class MetastoreBusyError(RuntimeError):
@@ -131,6 +133,10 @@ def spark_conf(cfg: Config, ship_env: bool = True, check: bool = True) -> dict[s
         )
     for key, value in cfg.spark.executor_env.items():
         conf[f"spark.executorEnv.{key}"] = value
+    if not cfg.spark.master.startswith("local[") and class_archive_options(cfg):
+        # Executors map the archive too (a worker starts them from the same jars), on nodes where
+        # bootstrap dumped it at the same path; elsewhere the JVM ignores the missing file.
+        conf["spark.executor.extraJavaOptions"] = class_archive_options(cfg)
     conf.update(archive_conf(cfg, ship_env, check))
     conf.update(gpu_conf(cfg))
     conf.update(cfg.spark.conf)
