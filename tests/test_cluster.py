@@ -85,7 +85,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pat
     # (mlflow.set_tracking_uri / set_registry_uri set MLFLOW_*_URI for child processes), plus a registry
     # URI of another, empty registry: executors inherit it, and scoring must still load the models from
     # the configured registry (it once failed with "Registered Model with name=multitask not found").
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}, "SPARK_HOME": str(SPARK_HOME),
+    # Nor the tests' PYTHONPATH (this clone's lib/): a worker node has the environment, not the code; the
+    # processes training starts on executors import it from the shipped zip (they once could not).
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_") and k != "PYTHONPATH"},
+           "SPARK_HOME": str(SPARK_HOME),
            "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_WORKER_DIR": str(logs / "work"),
            "MLFLOW_REGISTRY_URI": f"sqlite:///{logs / 'another-registry.db'}"}
     spark_class = str(SPARK_HOME / "bin" / "spark-class")
@@ -181,6 +184,7 @@ def test_pipeline_and_both_training_backends_on_a_standalone_cluster(
     assert all("reviewlake.zip" in folder for folder in used), used
     assert all(("environment/bin/python" in folder) == FULL for folder in used), used
     out = done.stdout
+    print(out[out.find("pipeline "):])  # its report: seconds per stage (pytest -s shows it)
     for stage in ("ingest", "preprocess", "train", "score", "aggregate"):
         assert re.search(rf"^  {stage} +done ", out, re.M), out[-4000:]
     assert "horovod x2: multitask -> multitask v1 (champion" in out, out[-4000:]
