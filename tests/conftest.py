@@ -125,7 +125,7 @@ def t_multitask(spark: SparkSession, train_silver: Config) -> "TrainReport":
                                                    local_mode=False, use_gpu=False, name="t-multitask"))
 
 
-JOINT = ["train.joint_topic.batch_size=64", "train.joint_topic.pretrain_epochs=3", "train.joint_topic.epochs=4",
+JOINT = ["train.joint_topic.batch_size=64", "train.joint_topic.max_length=64", "train.joint_topic.pretrain_epochs=3", "train.joint_topic.epochs=4",
          "train.joint_topic.target_every=5", "train.joint_topic.top_terms=8"]
 
 

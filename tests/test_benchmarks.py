@@ -44,7 +44,7 @@ def test_preprocess_benchmark_prints_rates_and_step_shares(tmp_path: object) -> 
 
 @pytest.mark.slow
 def test_train_benchmark_prints_loader_and_backend_ratios(tmp_path: object) -> None:
-    out = run_benchmark("train.py", 1_500, tmp_path, "--encoder", "tiny", "--steps", "5")
+    out = run_benchmark("train.py", 1_000, tmp_path, "--encoder", "tiny", "--steps", "3")
     for reader in ("pyarrow", "petastorm"):
         assert re.search(rf"loader {reader}\s+[\d,]+ rows,\s+[\d,]+ rows/s", out)
     for label in ("torch-distributor x1", "torch-distributor x2", "horovod x2"):
