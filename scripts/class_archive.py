@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -62,29 +63,39 @@ def main() -> int:
     args = p.parse_args()
     archive = class_archive(load_config("local"))
     if archive is None:
-        print("class_archive: spark.class_archives is null: nothing to do")
+        print("class_archive: spark.class_archives is null or no java found: nothing to do")
         return 0
     if archive.exists() and not args.force:
         print(f"class_archive: {archive} exists")
         return 0
     archive.parent.mkdir(parents=True, exist_ok=True)
     for stale in archive.parent.glob(f".{archive.name}.*"):  # of a dump that was interrupted
-        stale.unlink()
+        stale.unlink(missing_ok=True)
     partial = archive.with_name(f".{archive.name}.{os.getpid()}")
-    # The JVM reads its options from here when PySpark starts it; -Xlog quiets the archiver's notes
-    # about classes it skips (signed jars, old class versions).
-    os.environ["SPARK_SUBMIT_OPTS"] = f"-XX:ArchiveClassesAtExit={partial} -Xlog:cds=off -Xlog:cds+dynamic=off"
+    # The JVM reads its options from here when PySpark starts it; the archiver's notes (classes it
+    # skips: signed jars, old class versions; why it failed) go to a log beside the archive.
+    os.environ["SPARK_SUBMIT_OPTS"] = (f"-XX:ArchiveClassesAtExit={partial} -Xlog:cds=off -Xlog:cds+dynamic=off "
+                                       f"-Xlog:cds*=warning:file={archive.with_suffix('.log')}")
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     from pyspark import SparkContext
 
     with tempfile.TemporaryDirectory(prefix="reviewlake-cds-") as work:
-        workload(Path(work))
+        try:
+            workload(Path(work))
+        except BaseException:
+            if SparkContext._gateway is not None:  # killed, it writes no archive of a failed session
+                SparkContext._gateway.proc.kill()
+            raise
         gateway = SparkContext._gateway
         SparkContext._active_spark_context.stop()  # type: ignore[union-attr]
         # The JVM writes the archive as it exits, which it does when its stdin closes.
         assert gateway is not None and gateway.proc is not None
         gateway.proc.stdin.close()
-        code = gateway.proc.wait(timeout=300)
+        try:
+            code = gateway.proc.wait(timeout=600)
+        except subprocess.TimeoutExpired:
+            gateway.proc.kill()
+            code = -1
     if code != 0 or not partial.is_file():
         partial.unlink(missing_ok=True)
         print(f"class_archive: the JVM exited with {code} and wrote no archive", file=sys.stderr)

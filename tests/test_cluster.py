@@ -197,3 +197,18 @@ def test_pipeline_and_both_training_backends_on_a_standalone_cluster(
     assert used and not any("environment" in folder for folder in used), used
     found = re.search(r"\|(\d+) +\|(\d+) +\|", query.stdout)
     assert found and int(found[1]) == 4 and int(found[2]) > 0, query.stdout[-2000:]
+
+
+def test_executors_put_the_library_zip_on_pythonpath_before_a_users() -> None:
+    """Processes that training starts on an executor import reviewlake from the zip in its folder; a
+    PYTHONPATH of the user's stays behind it; a local master has no executors and gets none."""
+    from reviewlake.config import load_config
+    from reviewlake.spark import spark_conf
+
+    conf = spark_conf(load_config("cluster", ["spark.env_archive="]))
+    assert conf["spark.executorEnv.PYTHONPATH"] == "reviewlake.zip"
+    conf = spark_conf(load_config("cluster", ["spark.env_archive=", "spark.executor_env={PYTHONPATH: /opt/extra}"]))
+    assert conf["spark.executorEnv.PYTHONPATH"] == "reviewlake.zip:/opt/extra"
+    conf = spark_conf(load_config("cluster", ["spark.env_archive=", "spark.conf={spark.executorEnv.PYTHONPATH: /x}"]))
+    assert conf["spark.executorEnv.PYTHONPATH"] == "reviewlake.zip:/x"
+    assert "spark.executorEnv.PYTHONPATH" not in spark_conf(load_config("local"))

@@ -52,7 +52,12 @@ def test_horovod_allreduce_on_spark(spark: SparkSession) -> None:
 
 def test_the_driver_jvm_maps_the_class_archive_bootstrap_dumped(spark: SparkSession) -> None:
     """scripts/bootstrap.sh dumped this environment's class archive; the tests' driver JVM (started by
-    get_spark, as every job's is) was given it. benchmarks/startup.py measures what it saves."""
+    get_spark, as every job's is) was given it and mapped it: the JVM's own report (jcmd VM.info) counts
+    its ~220 MB beside the JDK's ~14 MB default archive. benchmarks/startup.py measures what it saves."""
+    import re
+    import subprocess
+    from pathlib import Path
+
     from reviewlake.config import load_config
     from reviewlake.spark import class_archive, driver_java_options
 
@@ -60,6 +65,11 @@ def test_the_driver_jvm_maps_the_class_archive_bootstrap_dumped(spark: SparkSess
     assert archive is not None and archive.is_file(), f"no class archive at {archive}: scripts/bootstrap.sh dumps it"
     jvm = spark.sparkContext._jvm
     assert jvm is not None
-    given = list(jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
-    assert f"-XX:SharedArchiveFile={archive}" in given
+    runtime = jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
+    assert f"-XX:SharedArchiveFile={archive}" in list(runtime.getInputArguments())
+    jcmd = Path(jvm.java.lang.System.getProperty("java.home")) / "bin" / "jcmd"
+    info = subprocess.run([str(jcmd), str(runtime.getPid()), "VM.info"], capture_output=True, text=True,
+                          timeout=120).stdout
+    mapped = re.search(r"CDS archive\(s\) mapped at: .*size (\d+)", info)
+    assert mapped and int(mapped[1]) > archive.stat().st_size / 2, info[:3000]
     assert "SharedArchiveFile" not in driver_java_options(load_config("local", ["spark.class_archives="]))

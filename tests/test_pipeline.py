@@ -52,6 +52,8 @@ def test_pipeline_refuses_unknown_models_and_stages(spark: SparkSession, cfg: Co
         run_pipeline(spark, cfg, PipelineRequest(train=True, models=("gpt",)))
     with pytest.raises(ConfigError, match="unknown backend in multitask:ray; one of: torch-distributor, horovod"):
         run_pipeline(spark, cfg, PipelineRequest(train=True, models=("multitask:ray",)))
+    with pytest.raises(ConfigError, match="linear:horovod: linear trains with Spark MLlib, through no backend"):
+        run_pipeline(spark, cfg, PipelineRequest(train=True, models=("linear:horovod",)))
     with pytest.raises(ConfigError, match="pipeline --skip scoring: unknown stage"):
         run_pipeline(spark, cfg, PipelineRequest(skip=("scoring",)))
 

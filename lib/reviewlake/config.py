@@ -101,7 +101,7 @@ class SparkSettings(_Strict):
     env_archive: Path | None = None
     pack_exclude: list[str] = Field(default_factory=list)   # venv-pack --exclude patterns
     pack_compress_level: int = Field(1, ge=0, le=9)
-    # Folder of the class-data-sharing archives that scripts/bootstrap.sh dumps (one per environment):
+    # Folder of the class-data-sharing archives that scripts/bootstrap.sh dumps (one per environment and JVM):
     # a driver JVM maps Spark's and Delta's classes from it instead of loading them. Null: none.
     class_archives: Path | None = None
 
@@ -110,7 +110,7 @@ class SparkSettings(_Strict):
     def _empty_is_none(cls, value: Any) -> Any:
         return None if value == "" else value
 
-    @field_validator("env_archive")
+    @field_validator("env_archive", "class_archives")
     @classmethod
     def _from_root(cls, value: Path | None) -> Path | None:
         return value if value is None or value.expanduser().is_absolute() else PROJECT_ROOT / value

@@ -142,7 +142,7 @@ def _train(spark: SparkSession, cfg: Config, request: PipelineRequest) -> StageR
             model=model, backend=backend, num_proc=num_proc,
             local_mode=request.local_mode or cfg.train.local_mode, use_gpu=request.use_gpu or cfg.train.use_gpu,
             epochs=request.epochs, max_rows=request.max_rows, name=f"{cfg.registry.prefix}{model}"))
-        launched = "Spark MLlib" if model == "linear" else f"{backend} x{num_proc}"
+        launched = NO_BACKEND.get(model, f"{backend} x{num_proc}")
         lines.append(f"{launched}: {report.summary()}")
     return StageResult("train", "done", 0.0, "\n".join(lines), _rows(spark, cfg, "model_metrics"))
 
@@ -190,6 +190,10 @@ _STAGE_FUNCTIONS: dict[str, Callable[[SparkSession, Config, PipelineRequest], St
     "ingest": _ingest, "preprocess": _preprocess, "train": _train, "score": _score, "aggregate": _aggregate}
 
 
+# Model types whose training launches no torch processes, and how they train instead.
+NO_BACKEND = {"linear": "Spark MLlib", "multitask-int8": "quantized on the driver"}
+
+
 def _models(cfg: Config, request: PipelineRequest) -> list[tuple[str, str]]:
     """(model type, backend) of each model to train: ``MODEL:BACKEND`` names its own backend, a bare
     ``MODEL`` takes ``--backend`` or ``train.backend``."""
@@ -212,6 +216,11 @@ def check_request(cfg: Config, request: PipelineRequest) -> None:
     bad = [f"{m}:{b}" for m, b in models if b not in BACKENDS]
     if bad:
         raise ConfigError(f"pipeline: unknown backend in {', '.join(bad)}; one of: {', '.join(BACKENDS)}")
+    named = [item for item in request.models if item.partition(":")[0] in NO_BACKEND and ":" in item]
+    if named:
+        raise ConfigError(f"pipeline: {', '.join(named)}: " + "; ".join(
+            f"{m} trains with {how}, through no backend" for m, how in NO_BACKEND.items()
+            if any(item.startswith(m + ":") for item in named)))
 
 
 def run_pipeline(spark: SparkSession, cfg: Config, request: PipelineRequest) -> PipelineReport:

@@ -8,8 +8,11 @@ Python or ``spark-submit`` starts the JVM.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import logging
 import os
+import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -43,26 +46,42 @@ def delta_jars(cfg: Config) -> list[Path]:
     return jars
 
 
-def class_archive(cfg: Config) -> Path | None:
-    """This environment's class-data-sharing archive in ``spark.class_archives`` (``<venv>.jsa``, the
-    name ``scripts/bootstrap.sh`` dumps it under), or None when none is configured."""
-    if cfg.spark.class_archives is None:
+def is_local(master: str) -> bool:
+    """A master whose tasks run in the driver's JVM (``local``, ``local[N]``): no executors, nothing shipped."""
+    return master == "local" or master.startswith("local[")
+
+
+def _java_key() -> str | None:
+    """Which JVM jobs start (the ``java`` spark-submit finds: ``JAVA_HOME``, else ``PATH``), as a short
+    hash of its real path and modification time: a JDK update or another JDK gets an archive of its own."""
+    home = os.environ.get("JAVA_HOME")
+    java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
+    if not java or not Path(java).exists():
         return None
-    return cfg.spark.class_archives.expanduser() / f"{Path(sys.prefix).resolve().name}.jsa"
+    real = Path(java).resolve()
+    return hashlib.sha1(f"{real}:{real.stat().st_mtime_ns}".encode()).hexdigest()[:8]
+
+
+def class_archive(cfg: Config) -> Path | None:
+    """This environment's and JVM's class-data-sharing archive in ``spark.class_archives``
+    (``<venv>-java<key>.jsa``; ``scripts/class_archive.py`` dumps it there), or None when none is
+    configured or no Java is found."""
+    java = _java_key()
+    if cfg.spark.class_archives is None or java is None:
+        return None
+    return cfg.spark.class_archives.expanduser() / f"{Path(sys.prefix).resolve().name}-java{java}.jsa"
 
 
 def driver_java_options(cfg: Config) -> str:
     """JVM options of the driver: quiet console logging with the full log in ``paths.logs``, Derby's log
-    kept beside its database, and the environment's class archive when bootstrap has dumped it (the JVM
-    ignores one that no longer matches its classes, so a stale one costs only the speed-up)."""
-    return (f"-Dlog4j2.configurationFile=file:{LOG4J_CONF} -Dreviewlake.logs={cfg.paths.logs} "
-            f"-Dderby.system.home={cfg.paths.metastore} {class_archive_options(cfg)}").rstrip()
-
-
-def class_archive_options(cfg: Config) -> str:
-    """``-XX:SharedArchiveFile`` of :func:`class_archive` when it is dumped, else nothing."""
+    kept beside its database, and the environment's class archive when it is dumped (an archive is
+    named after the environment and the JVM, so a stale one is not used; a path with a space or a
+    colon, which Spark's option splitting or the JVM would misread, is left out)."""
     archive = class_archive(cfg)
-    return f"-XX:SharedArchiveFile={archive} -Xshare:auto" if archive is not None and archive.is_file() else ""
+    cds = (f" -XX:SharedArchiveFile={archive} -Xshare:auto"
+           if archive is not None and archive.is_file() and not re.search(r"[\s:]", str(archive)) else "")
+    return (f"-Dlog4j2.configurationFile=file:{LOG4J_CONF} -Dreviewlake.logs={cfg.paths.logs} "
+            f"-Dderby.system.home={cfg.paths.metastore}{cds}")
 
 
 class MetastoreBusyError(RuntimeError):
@@ -133,13 +152,16 @@ def spark_conf(cfg: Config, ship_env: bool = True, check: bool = True) -> dict[s
         )
     for key, value in cfg.spark.executor_env.items():
         conf[f"spark.executorEnv.{key}"] = value
-    if not cfg.spark.master.startswith("local[") and class_archive_options(cfg):
-        # Executors map the archive too (a worker starts them from the same jars), on nodes where
-        # bootstrap dumped it at the same path; elsewhere the JVM ignores the missing file.
-        conf["spark.executor.extraJavaOptions"] = class_archive_options(cfg)
     conf.update(archive_conf(cfg, ship_env, check))
     conf.update(gpu_conf(cfg))
     conf.update(cfg.spark.conf)
+    if not is_local(cfg.spark.master):
+        # Executors put the --py-files zip (reviewlake.submit) on their Python workers' sys.path, not on
+        # PYTHONPATH: the processes a worker starts (TorchDistributor's torch.distributed.run, Horovod's
+        # gloo_exec_fn) would not find reviewlake. The zip lies in the executor's folder, their working
+        # directory. Kept in front of a PYTHONPATH of the user's.
+        key = "spark.executorEnv.PYTHONPATH"
+        conf[key] = ":".join(["reviewlake.zip", *([conf[key]] if conf.get(key) else [])])
     return conf
 
 

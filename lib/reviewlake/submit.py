@@ -121,14 +121,7 @@ def _plan(common: list[str], stage: str, check: bool = True) -> tuple[Config, di
     profile = common[common.index("--profile") + 1] if "--profile" in common else None
     overrides = [common[i + 1] for i, a in enumerate(common) if a == "--set"]
     cfg = load_config(profile, overrides)
-    conf = spark_conf(cfg, ship_env=stage not in JVM_ONLY, check=check)
-    if not cfg.spark.master.startswith("local["):
-        # Executors put the --py-files zip on their Python workers' sys.path, not on PYTHONPATH: the
-        # processes a worker starts (TorchDistributor's torch.distributed.run, Horovod's gloo_exec_fn)
-        # would not find reviewlake. The zip lies in the executor's folder, their working directory.
-        key = "spark.executorEnv.PYTHONPATH"
-        conf[key] = ":".join([LIB_ZIP.name, *([conf[key]] if conf.get(key) else [])])
-    return cfg, conf
+    return cfg, spark_conf(cfg, ship_env=stage not in JVM_ONLY, check=check)
 
 
 def _stage(stage: str) -> str:
