@@ -63,7 +63,7 @@ if ! command -v chromium >/dev/null; then
     echo "bootstrap: no chromium; install it (sudo apt-get install chromium) for the service's page test" >&2
   fi
 fi
-# The driver JVM's class archive (AppCDS) for this environment: jobs start about 4 s sooner
+# The driver JVM's class archive (AppCDS) for this environment: jobs start 3 to 4 s sooner
 # (benchmarks/startup.py). Dumped once by a short session; a failure costs only the speed-up.
 PYTHONPATH="$root/lib" "$venv/bin/python" "$root/scripts/class_archive.py" >"$cache/class_archive.log" 2>&1 \
   || echo "bootstrap: could not dump the class archive (jobs start slower); see $cache/class_archive.log" >&2
