@@ -216,11 +216,10 @@ def check_request(cfg: Config, request: PipelineRequest) -> None:
     bad = [f"{m}:{b}" for m, b in models if b not in BACKENDS]
     if bad:
         raise ConfigError(f"pipeline: unknown backend in {', '.join(bad)}; one of: {', '.join(BACKENDS)}")
-    named = [item for item in request.models if item.partition(":")[0] in NO_BACKEND and ":" in item]
-    if named:
-        raise ConfigError(f"pipeline: {', '.join(named)}: " + "; ".join(
-            f"{m} trains with {how}, through no backend" for m, how in NO_BACKEND.items()
-            if any(item.startswith(m + ":") for item in named)))
+    for item in request.models:
+        model, named, _ = item.partition(":")
+        if named and model in NO_BACKEND:
+            raise ConfigError(f"pipeline: {item}: {model} trains with {NO_BACKEND[model]}, through no backend")
 
 
 def run_pipeline(spark: SparkSession, cfg: Config, request: PipelineRequest) -> PipelineReport:

@@ -51,12 +51,18 @@ def is_local(master: str) -> bool:
     return master == "local" or master.startswith("local[")
 
 
-def _java_key() -> str | None:
-    """Which JVM jobs start (the ``java`` spark-submit finds: ``JAVA_HOME``, else ``PATH``), as a short
-    hash of its real path and modification time: a JDK update or another JDK gets an archive of its own."""
+def java_binary() -> str | None:
+    """The ``java`` spark-submit starts: ``JAVA_HOME/bin/java``, else the one on ``PATH`` (None: none)."""
     home = os.environ.get("JAVA_HOME")
     java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
-    if not java or not Path(java).exists():
+    return java if java and Path(java).exists() else None
+
+
+def _java_key() -> str | None:
+    """Which JVM jobs start (:func:`java_binary`), as a short hash of its real path and modification
+    time: a JDK update or another JDK gets an archive of its own."""
+    java = java_binary()
+    if java is None:
         return None
     real = Path(java).resolve()
     return hashlib.sha1(f"{real}:{real.stat().st_mtime_ns}".encode()).hexdigest()[:8]

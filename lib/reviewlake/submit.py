@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from reviewlake.config import ERROR_FILE, PROJECT_ROOT, Config, ConfigError, load_config
-from reviewlake.spark import SHIP_ENV, spark_conf
+from reviewlake.spark import SHIP_ENV, java_binary, spark_conf
 
 JOBS_DIR = PROJECT_ROOT / "jobs"
 LIB_DIR = PROJECT_ROOT / "lib"
@@ -65,9 +64,9 @@ JAVA_MAJOR = (17, 21)  # what Spark 4.0 runs on
 
 def check_java() -> None:
     """Fail in one line when the ``java`` spark-submit would start is missing or not 17 / 21."""
-    home = os.environ.get("JAVA_HOME")
-    java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
-    if not java or not Path(java).exists():
+    java = java_binary()
+    if java is None:
+        home = os.environ.get("JAVA_HOME")
         where = f"JAVA_HOME={home} has no bin/java" if home else "no java on PATH"
         raise ConfigError(f"Java not found ({where}): install OpenJDK 17 and set JAVA_HOME or PATH")
     try:

@@ -12,6 +12,8 @@ from typing import Any, Callable
 
 from pyspark.sql import SparkSession
 
+from reviewlake.spark import is_local
+
 log = logging.getLogger(__name__)
 
 BACKENDS = ("torch-distributor", "horovod")
@@ -70,7 +72,7 @@ def check_gpus(spark: SparkSession, num_proc: int, local_mode: bool) -> list[dic
     deep in a rank's CUDA set-up); what each task received (the driver's GPUs in local mode)."""
     conf = spark.sparkContext.getConf()
     master = str(spark.sparkContext.master)
-    if local_mode or master == "local" or master.startswith("local["):  # not local-cluster: it has executors
+    if local_mode or is_local(master):  # not local-cluster: it has executors
         resources = spark.sparkContext.resources
         gpus = list(resources["gpu"].addresses) if "gpu" in resources else []
         if len(gpus) < num_proc:
