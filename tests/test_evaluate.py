@@ -138,23 +138,25 @@ def test_confusion_png(tmp_path: Path) -> None:
 
 def test_write_metrics_replaces_a_versions_figures(spark: SparkSession, cfg: Config) -> None:
     table = cfg.table("model_metrics")
-    assert write_metrics(spark, cfg, "linear", "1", "run-a", "test",
-                         [("real", "accuracy", 0.5), ("real", "f1_macro", 0.4), ("real", "roc_auc", 0.6)]) == 3
-    assert write_metrics(spark, cfg, "linear", "2", "run-b", "test", [("real", "accuracy", 0.7)]) == 1
-    # Version 1 evaluated again: new values, roc_auc no longer given, a new source.
-    assert write_metrics(spark, cfg, "linear", "1", "run-c", "test",
-                         [("real", "accuracy", 0.75), ("real", "f1_macro", 0.6), ("generated", "accuracy", 0.9)]) == 3
+    assert write_metrics(spark, cfg, "linear", "1", "run-a", {
+        "test": [("real", "accuracy", 0.5), ("real", "f1_macro", 0.4), ("real", "roc_auc", 0.6)],
+        "validation": [("real", "accuracy", 0.55)]}) == 4
+    assert write_metrics(spark, cfg, "linear", "2", "run-b", {"test": [("real", "accuracy", 0.7)]}) == 1
+    # Version 1's test split evaluated again: new values, roc_auc no longer given, a new source; its
+    # validation figures, not given this time, stay.
+    assert write_metrics(spark, cfg, "linear", "1", "run-c", {
+        "test": [("real", "accuracy", 0.75), ("real", "f1_macro", 0.6), ("generated", "accuracy", 0.9)]}) == 3
     assertDataFrameEqual(
         spark.table(table).select("model", "version", "run_id", "split", "source", "metric", "value"),
         [("linear", "1", "run-c", "test", "real", "accuracy", 0.75),
          ("linear", "1", "run-c", "test", "real", "f1_macro", 0.6),
          ("linear", "1", "run-c", "test", "generated", "accuracy", 0.9),
+         ("linear", "1", "run-a", "validation", "real", "accuracy", 0.55),
          ("linear", "2", "run-b", "test", "real", "accuracy", 0.7)],
     )
     # The re-evaluation stamped its rows afresh: later than version 2's, written in between.
-    first = spark.table(table).groupBy("version").agg(F.min("evaluated_at").alias("at")).collect()
+    first = spark.table(table).where("split = 'test'").groupBy("version").agg(F.min("evaluated_at").alias("at")).collect()
     stamps = {r.version: r.at for r in first}
     assert stamps["1"] > stamps["2"]
     with pytest.raises(ValueError, match="appear more than once"):
-        write_metrics(spark, cfg, "linear", "1", "run-d", "test",
-                      [("real", "accuracy", 0.1), ("real", "accuracy", 0.2)])
+        write_metrics(spark, cfg, "linear", "1", "run-d", {"test": [("real", "accuracy", 0.1), ("real", "accuracy", 0.2)]})

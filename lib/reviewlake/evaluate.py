@@ -10,7 +10,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from matplotlib.figure import Figure
 import numpy as np
@@ -213,32 +213,33 @@ def write_metrics(
     model: str,
     version: str,
     run_id: str,
-    split: str,
-    rows: Iterable[tuple[str, str, float]],
+    figures: Mapping[str, Iterable[tuple[str, str, float]]],
 ) -> int:
-    """Write the ``(source, metric, value)`` rows of one model version and split into ``model_metrics``.
+    """Write the ``(source, metric, value)`` rows of one model version, per split, into ``model_metrics``.
 
-    One Delta MERGE on (model, version, split, source, metric): re-evaluating a version replaces its
-    figures, and the figures of that version and split that the new rows no longer hold (a metric
-    now undefined) are deleted, so the table always shows one evaluation. Returns the rows written.
+    One Delta MERGE on (model, version, split, source, metric) for all the splits given: re-evaluating a
+    version replaces its figures, and the figures of that version and those splits that the new rows no
+    longer hold (a metric now undefined) are deleted, so the table always shows one evaluation. Returns
+    the rows written.
     """
-    rows = list(rows)
-    repeated = [key for key, count in Counter((s, m) for s, m, _ in rows).items() if count > 1]
+    rows = [(split, s, m, v) for split, given in figures.items() for s, m, v in given]
+    repeated = [key for key, count in Counter((split, s, m) for split, s, m, _ in rows).items() if count > 1]
     if repeated:
-        raise ValueError(f"(source, metric) {repeated[:3]} appear more than once in the rows for {model} "
-                         f"version {version} {split}; each figure is written once")
+        raise ValueError(f"(split, source, metric) {repeated[:3]} appear more than once in the rows for {model} "
+                         f"version {version}; each figure is written once")
     if not rows:
         return 0
     name = cfg.table("model_metrics")
     table = tables.owned_table(spark, name, MODEL_METRICS_SCHEMA, "model_metrics")
     fresh = (
         spark.createDataFrame(
-            [(model, version, run_id, split, s, m, float(v)) for s, m, v in rows],
+            [(model, version, run_id, split, s, m, float(v)) for split, s, m, v in rows],
             T.StructType(MODEL_METRICS_SCHEMA.fields[:-1]),
         )
         .withColumn("evaluated_at", F.current_timestamp())
     )
-    this_evaluation = (F.col("t.model") == model) & (F.col("t.version") == version) & (F.col("t.split") == split)
+    this_evaluation = (F.col("t.model") == model) & (F.col("t.version") == version) & F.col("t.split").isin(
+        list(figures))
     result = (
         table.alias("t")
         .merge(fresh.alias("s"), " AND ".join(f"t.{k} = s.{k}" for k in _METRICS_KEY))
@@ -249,6 +250,6 @@ def write_metrics(
         .first()
     )
     written = int(result["num_updated_rows"]) + int(result["num_inserted_rows"]) if result else 0
-    log.info("model_metrics: %d figures of %s version %s (%s)", written, model, version, split)
+    log.info("model_metrics: %d figures of %s version %s (%s)", written, model, version, ", ".join(figures))
     return written
 

@@ -18,7 +18,7 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from reviewlake import tables
@@ -136,21 +136,30 @@ def write_splits(spark: SparkSession, cfg: Config, frame: DataFrame, root: Path,
     num_classes = 2 if cfg.train.label == "sentiment_binary" else 3
     spark.sparkContext.setJobDescription(f"train: {what} into {root}")
     try:
-        for split in SPLITS:
-            frame.where(F.col("split") == split).drop("split").repartition(parts).write.mode(
-                "overwrite").parquet(str(root / split))
+        # One pass over silver for the three splits (tokenizing or embedding is the costly part): each of
+        # the ``parts`` tasks writes its share of every split.
+        frame.repartition(parts).write.mode("overwrite").partitionBy("split").parquet(str(root))
+        counts: list[Row] = []
+        validation_ids: list[str] = []
+        if any(root.glob("split=*")):  # none when no silver row was selected
+            written = spark.read.parquet(str(root))
+            counts = written.groupBy("split", "source", "sentiment").count().collect()
+            validation_ids = sorted(r[0] for r in written.where("split = 'validation'").select("review_id").collect())
     finally:
         spark.sparkContext.setJobDescription(None)  # type: ignore[arg-type]
+    for split in SPLITS:  # plain folder names: readers outside Spark must not take them for partitions
+        written_split, folder = root / f"split={split}", root / split
+        if written_split.exists():
+            written_split.rename(folder)
+        else:
+            folder.mkdir()
     files = {s: sorted(str(p) for p in (root / s).glob("*.parquet")) for s in SPLITS}
-    counts = spark.read.parquet(*[str(root / s) for s in SPLITS]).select(
-        F.input_file_name().alias("f"), "source", "sentiment", "review_id")
     by_split: dict[str, dict[str, int]] = {s: {} for s in SPLITS}
-    for r in counts.withColumn("split", F.regexp_extract("f", r"/(train|validation|test)/", 1)).groupBy(
-            "split", "source").count().collect():
-        by_split[r["split"]][r["source"]] = r["count"]
-    validation_ids = sorted(r[0] for r in spark.read.parquet(str(root / "validation")).select("review_id").collect())
-    train_classes = {r["sentiment"]: r["count"] for r in spark.read.parquet(str(root / "train"))
-                     .where("sentiment >= 0").groupBy("sentiment").count().collect()}
+    train_classes: dict[int, int] = {}
+    for r in counts:
+        by_split[r["split"]][r["source"]] = by_split[r["split"]].get(r["source"], 0) + r["count"]
+        if r["split"] == "train" and r["sentiment"] >= 0:
+            train_classes[r["sentiment"]] = train_classes.get(r["sentiment"], 0) + r["count"]
     total = sum(train_classes.values())
     weights = [total / (num_classes * train_classes[c]) if train_classes.get(c) else 1.0 for c in range(num_classes)]
     snapshot = Snapshot(

@@ -305,9 +305,8 @@ def train_joint_topic_stage(spark: SparkSession, cfg: Config, request: Any) -> A
                 "backend": request.backend, "train_config": train_fingerprint(cfg, request.model), "topics": str(settings.topics)}
         registered = registry.register(cfg, client, name, run.info.run_id, "model", val_f1, snapshot.validation_hash,
                                        tags, request.promote, champion_scorer(cfg, name, snapshot, classes))
-    write_metrics(spark, cfg, name, registered.version, registered.run_id, "test", test_rows)
-    write_metrics(spark, cfg, name, registered.version, registered.run_id, "validation", val_rows)
-    write_metrics(spark, cfg, name, registered.version, registered.run_id, "train", topic_rows)
+    write_metrics(spark, cfg, name, registered.version, registered.run_id,
+                  {"test": test_rows, "validation": val_rows, "train": topic_rows})
     write_topics(spark, cfg, name, registered.version, topics)
     shutil.rmtree(run_dir / "data", ignore_errors=True)
     return TrainReport(run_id=run_id, model=request.model, name=name, version=registered.version,

@@ -134,8 +134,8 @@ def train_linear_stage(spark: SparkSession, cfg: Config, request: Any) -> Any:
 
         registered = registry.register(cfg, client, name, run.info.run_id, "model", val_f1, val_hash, tags,
                                        request.promote, champion_f1)
-    write_metrics(spark, cfg, name, registered.version, registered.run_id, "test", test_rows)
-    write_metrics(spark, cfg, name, registered.version, registered.run_id, "validation", val_rows)
+    write_metrics(spark, cfg, name, registered.version, registered.run_id,
+                  {"test": test_rows, "validation": val_rows})
     return TrainReport(run_id=run_id, model="linear", name=name, version=registered.version,
                        promoted=registered.promoted, why=registered.why, silver_version=version,
                        rows={s: sum(v.values()) for s, v in counts.items()}, val_macro_f1=val_f1,

@@ -150,8 +150,8 @@ def quantize_stage(spark: SparkSession, cfg: Config, request: Any) -> Any:
         val_hash = hashlib.sha256(val_ids.encode()).hexdigest()[:16]
         registered = registry.register(cfg, client, name, run.info.run_id, "model", val_f1, val_hash, tags,
                                        request.promote, None)
-    write_metrics(spark, cfg, name, registered.version, registered.run_id, "test", test_rows)
-    write_metrics(spark, cfg, name, registered.version, registered.run_id, "validation", val_rows)
+    write_metrics(spark, cfg, name, registered.version, registered.run_id,
+                  {"test": test_rows, "validation": val_rows})
     return TrainReport(run_id=run_id, model=request.model, name=name, version=registered.version,
                        promoted=registered.promoted, why=registered.why, silver_version=silver_version,
                        rows={s: len(f) for s, f in frames.items()}, val_macro_f1=val_f1, test_metrics=test_rows,

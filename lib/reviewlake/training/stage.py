@@ -290,8 +290,8 @@ def train_multitask_stage(spark: SparkSession, cfg: Config, request: TrainReques
 
         registered = registry.register(cfg, client, name, run.info.run_id, "model", val_f1, snapshot.validation_hash,
                                        tags, request.promote, champion_scorer(cfg, name, snapshot, classes))
-    write_metrics(spark, cfg, name, registered.version, registered.run_id, "test", test_rows)
-    write_metrics(spark, cfg, name, registered.version, registered.run_id, "validation", val_rows)
+    write_metrics(spark, cfg, name, registered.version, registered.run_id,
+                  {"test": test_rows, "validation": val_rows})
     shutil.rmtree(run_dir / "data", ignore_errors=True)  # the snapshot served its run; the model is registered
     return TrainReport(run_id=run_id, model=request.model, name=name, version=registered.version,
                        promoted=registered.promoted, why=registered.why, silver_version=snapshot.silver_version,
