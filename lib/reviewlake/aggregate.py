@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -204,15 +205,20 @@ def aggregate(spark: SparkSession, cfg: Config, sentiment: ModelVersion, topics:
                                                    .withColumn("month", month), ["month", "category"]),
         "aspect_sentiment": aspect_sentiment(reviews),
     }
-    rows: dict[str, int] = {}
     built_from = _inputs_key(sentiment, topics, scores_version, silver_version)
+
+    def rebuild(role: str) -> int:
+        sc.setJobDescription(f"aggregate: rebuild {cfg.table(role)}")  # this thread's jobs
+        tables.overwrite(_provenance(frames[role], sentiment, None if role == "aspect_sentiment" else topics,
+                                     scores_version, silver_version), cfg.table(role), role, metadata=built_from)
+        return int(spark.table(cfg.table(role)).count())
+
     try:
-        for role, frame in frames.items():
-            sc.setJobDescription(f"aggregate: rebuild {cfg.table(role)}")
-            tables.overwrite(_provenance(frame, sentiment, None if role == "aspect_sentiment" else topics,
-                                         scores_version, silver_version), cfg.table(role), role,
-                             metadata=built_from)
-            rows[role] = spark.table(cfg.table(role)).count()
+        # The five tables are independent: their jobs run side by side (Spark schedules jobs from several
+        # threads at once; small gold tables are mostly per-job latency). The cached reviews are computed
+        # once: a second task asking for a block waits for the one computing it.
+        with ThreadPoolExecutor(max_workers=len(GOLD)) as pool:
+            rows = dict(zip(GOLD, pool.map(rebuild, GOLD)))
     finally:
         reviews.unpersist()
         sc.setJobDescription(None)  # type: ignore[arg-type]

@@ -414,17 +414,20 @@ def ingest(
         bronze = tables.ensure_table(spark, cfg.table("bronze"), tables.BRONZE_SCHEMA, ["source"], "bronze")
         quarantine = tables.ensure_table(spark, cfg.table("quarantine"), tables.QUARANTINE_SCHEMA,
                                          ["source"], "quarantine")
-        sc.setJobDescription(f"ingest {source}: merge into {cfg.table('bronze')}")
-        inserted = tables.insert_new(bronze, to_bronze(validated, source, run_id, started),
-                                     ["review_id"], prune={"source": source})
-        log.info("%s: %d new rows (%.1fs)", cfg.table("bronze"), inserted, time.perf_counter() - clock)
-        sc.setJobDescription(f"ingest {source}: merge into {cfg.table('quarantine')}")
-        quarantined_new = tables.insert_new(
-            quarantine, to_quarantine(validated, source, fmt, run_id, started), ["quarantine_id"],
-            prune={"source": source},
-        )
-        log.info("%s: %d new rows (%.1fs)", cfg.table("quarantine"), quarantined_new,
-                 time.perf_counter() - clock)
+        inserted = quarantined_new = 0  # a MERGE of no rows would insert none: it is not run
+        if accepted:
+            sc.setJobDescription(f"ingest {source}: merge into {cfg.table('bronze')}")
+            inserted = tables.insert_new(bronze, to_bronze(validated, source, run_id, started),
+                                         ["review_id"], prune={"source": source})
+            log.info("%s: %d new rows (%.1fs)", cfg.table("bronze"), inserted, time.perf_counter() - clock)
+        if quarantined:
+            sc.setJobDescription(f"ingest {source}: merge into {cfg.table('quarantine')}")
+            quarantined_new = tables.insert_new(
+                quarantine, to_quarantine(validated, source, fmt, run_id, started), ["quarantine_id"],
+                prune={"source": source},
+            )
+            log.info("%s: %d new rows (%.1fs)", cfg.table("quarantine"), quarantined_new,
+                     time.perf_counter() - clock)
     finally:
         shutil.rmtree(cfg.paths.data / "_staging" / run_id, ignore_errors=True)
         if validated is not None:
