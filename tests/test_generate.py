@@ -16,19 +16,28 @@ from reviewlake.generate import (
 )
 
 
-def test_same_seed_same_bytes_whatever_the_workers(tmp_path: Path) -> None:
-    one = generate("fasttext", tmp_path / "one", 120_000, seed=3, workers=1)
-    two = generate("fasttext", tmp_path / "two", 120_000, seed=3, workers=2)
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Chunks of 1,000 rows instead of 50,000: a few thousand rows make several chunks (and streams)."""
+    monkeypatch.setattr("reviewlake.generate.CHUNK_ROWS", 1000)
+    return 1000
+
+
+def test_same_seed_same_bytes_whatever_the_workers(tmp_path: Path, small_chunks: int) -> None:
+    one = generate("fasttext", tmp_path / "one", 3 * small_chunks, seed=3, workers=1)
+    two = generate("fasttext", tmp_path / "two", 3 * small_chunks, seed=3, workers=2)
     assert Path(one.files[0]).read_bytes() == Path(two.files[0]).read_bytes()
     assert one.malformed == two.malformed
     other = generate("fasttext", tmp_path / "other", 1000, seed=4)
     assert Path(other.files[0]).read_bytes()[:500] != Path(one.files[0]).read_bytes()[:500]
 
 
-def test_multistream_file_has_every_line(tmp_path: Path) -> None:
-    m = generate("fasttext", tmp_path, 120_000, seed=1, workers=2)
-    lines = bz2.decompress(Path(m.files[0]).read_bytes()).splitlines()
-    assert len(lines) == 120_000
+def test_multistream_file_has_every_line(tmp_path: Path, small_chunks: int) -> None:
+    m = generate("fasttext", tmp_path, 3 * small_chunks, seed=1, workers=2)
+    data = Path(m.files[0]).read_bytes()
+    assert data.count(b"BZh9") >= 3  # one bzip2 stream per chunk
+    lines = bz2.decompress(data).splitlines()
+    assert len(lines) == 3 * small_chunks
     labelled = [line for line in lines if line.startswith(b"__label__1 ") or line.startswith(b"__label__2 ")]
     # Every line not of the normal form is one the manifest says was planted.
     assert len(lines) - len(labelled) <= m.malformed_rows
