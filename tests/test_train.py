@@ -59,6 +59,24 @@ def test_loop_trains_in_one_process_and_checkpoints(spark: SparkSession, silver:
     assert (home / "loop" / "latest.pt").exists() and (home / "loop" / "best.pt").exists()
 
 
+def test_a_snapshot_has_a_folder_per_split_and_replaces_an_older_one(spark: SparkSession, silver: Config,
+                                                                     home: Path) -> None:
+    """One partitioned write for the three splits, renamed to plain ``<split>/`` folders; written again into
+    the same folder it replaces it, even with dynamic partition overwrite set for the session."""
+    root = home / "again" / "data"
+    first = write_snapshot(spark, silver, root, "tiny", 64, None, [], parts=2)
+    spark.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")
+    try:
+        second = write_snapshot(spark, silver, root, "tiny", 64, None, [], parts=2)
+    finally:
+        spark.conf.unset("spark.sql.sources.partitionOverwriteMode")
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == ["test", "train", "validation"]
+    assert second.rows == first.rows and sum(second.rows.values()) == spark.table(silver.table("silver")).count()
+    assert all(len(files) == 2 and all(Path(f).parent == root / split for f in files)
+               for split, files in second.files.items())
+    assert second.validation_hash == first.validation_hash and second.class_weights == first.class_weights
+
+
 def test_encode_gives_each_row_its_own_pooled_vector() -> None:
     """Rows are encoded shortest first in batches; each vector must land back on its own row."""
     import numpy as np

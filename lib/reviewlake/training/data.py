@@ -138,7 +138,9 @@ def write_splits(spark: SparkSession, cfg: Config, frame: DataFrame, root: Path,
     try:
         # One pass over silver for the three splits (tokenizing or embedding is the costly part): each of
         # the ``parts`` tasks writes its share of every split.
-        frame.repartition(parts).write.mode("overwrite").partitionBy("split").parquet(str(root))
+        # Static overwrite: the whole folder is replaced, whatever spark.sql.sources.partitionOverwriteMode says.
+        frame.repartition(parts).write.mode("overwrite").option("partitionOverwriteMode", "static").partitionBy(
+            "split").parquet(str(root))
         counts: list[Row] = []
         validation_ids: list[str] = []
         if any(root.glob("split=*")):  # none when no silver row was selected
@@ -152,7 +154,7 @@ def write_splits(spark: SparkSession, cfg: Config, frame: DataFrame, root: Path,
         if written_split.exists():
             written_split.rename(folder)
         else:
-            folder.mkdir()
+            folder.mkdir(parents=True, exist_ok=True)
     files = {s: sorted(str(p) for p in (root / s).glob("*.parquet")) for s in SPLITS}
     by_split: dict[str, dict[str, int]] = {s: {} for s in SPLITS}
     train_classes: dict[int, int] = {}
