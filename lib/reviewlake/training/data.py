@@ -137,8 +137,8 @@ def write_splits(spark: SparkSession, cfg: Config, frame: DataFrame, root: Path,
     spark.sparkContext.setJobDescription(f"train: {what} into {root}")
     try:
         # One pass over silver for the three splits (tokenizing or embedding is the costly part): each of
-        # the ``parts`` tasks writes its share of every split.
-        # Static overwrite: the whole folder is replaced, whatever spark.sql.sources.partitionOverwriteMode says.
+        # the ``parts`` tasks writes its share of every split. A static overwrite replaces the whole folder,
+        # whatever the session's spark.sql.sources.partitionOverwriteMode.
         frame.repartition(parts).write.mode("overwrite").option("partitionOverwriteMode", "static").partitionBy(
             "split").parquet(str(root))
         counts: list[Row] = []
