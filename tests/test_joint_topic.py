@@ -4,6 +4,7 @@ Spark with the real MiniLM embeddings (stored once in Delta), registered and sco
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -75,6 +76,34 @@ def test_embeddings_are_stored_once_per_review_and_encoder(spark: SparkSession,
     settings = cfg.train.joint_topic
     again = embed_silver(spark, cfg, settings.encoder, settings.max_length, 64, silver, version)
     assert (again.embedded, again.reused) == (0, silver.count())
+
+
+def test_embedding_runs_the_encoder_once_per_review(spark: SparkSession, joint: tuple[Config, TrainReport],
+                                                    tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The embeddings are persisted for their MERGE, which reads its source twice: the encoder runs once per
+    review (it ran twice while the rows carried current_timestamp(), which kept the MERGE off the cache)."""
+    from pyspark.sql import functions as F
+
+    from reviewlake import embeddings
+    from reviewlake.training.data import silver_at_version
+
+    cfg, _ = joint
+    cfg = cfg.model_copy(update={"tables": cfg.tables.model_copy(update={"embeddings": "embeddings_once"})})
+    batches = tmp_path / "batches"
+
+    def counting(encoder: str, max_length: int, batch_size: int, threads: int) -> Any:
+        def embed(texts: Iterator[pd.Series]) -> Iterator[pd.Series]:
+            for batch in texts:
+                with open(batches, "a") as out:
+                    out.write(f"{len(batch)}\n")
+                yield pd.Series([[0.0] * 4] * len(batch))
+
+        return F.pandas_udf(embed, "array<float>")  # type: ignore[call-overload]
+
+    monkeypatch.setattr(embeddings, "embedding_udf", counting)
+    silver, version = silver_at_version(spark, cfg)
+    report = embeddings.embed_silver(spark, cfg, "counting", 16, 64, silver, version)
+    assert report.embedded == silver.count() == sum(int(n) for n in batches.read_text().split())
 
 
 def test_joint_topic_predicts_sentiment_and_topic_as_the_model_does(joint: tuple[Config, TrainReport]) -> None:

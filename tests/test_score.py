@@ -9,6 +9,7 @@ import signal
 import subprocess
 from datetime import datetime
 from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -125,6 +126,35 @@ def test_incremental_runs_score_new_and_changed_reviews_only(spark: SparkSession
     full = score_reviews(spark, cfg, "t-multitask/1", full=True)
     assert (full.scored, full.already) == (total, 0)
     assert one_per_key(spark, cfg, "t-multitask", "1") == (total, total)
+
+
+def test_scoring_runs_the_model_once_per_review(spark: SparkSession, train_silver: Config, t_multitask: TrainReport,
+                                                tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chunk's scores are persisted for the MERGE, which reads its source twice: the model runs once per
+    review (it ran twice while the rows carried current_timestamp(), which kept the MERGE off the cache)."""
+    from reviewlake import score
+
+    cfg = with_settings(train_silver, "score_once")
+    rows = copy_silver(spark, train_silver, cfg, "xxhash64(review_id) % 4 = 0")
+    batches, real = tmp_path / "batches", score.pyfunc_scorer
+
+    def counting(tracking_uri: str, reference: str, threads: int) -> Any:
+        scorer = real(tracking_uri, reference, threads)
+
+        def counted(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+            def tee() -> Iterator[pd.DataFrame]:
+                for frame in frames:
+                    with open(batches, "a") as out:
+                        out.write(f"{len(frame)}\n")
+                    yield frame
+
+            yield from scorer(tee())
+
+        return counted
+
+    monkeypatch.setattr(score, "pyfunc_scorer", counting)
+    report = score_reviews(spark, cfg, "t-multitask/1")
+    assert report.scored == rows == sum(int(n) for n in batches.read_text().split())
 
 
 def hand_built(spark: SparkSession, cfg: Config) -> tuple[ModelVersion, ModelVersion]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Iterator
 
 import numpy as np
@@ -121,8 +122,10 @@ def embed_silver(spark: SparkSession, cfg: Config, encoder: str, max_length: int
         fresh = (todo.repartition(max(2, sc.defaultParallelism))
                  .withColumn("embedding", embedding_udf(encoder, max_length, batch_size, cfg.train.torch_threads)(
                      F.col("text_clean")))
+                 # A literal time, not current_timestamp(): Delta's MERGE did not match a persisted plan
+                 # holding current_timestamp() with its cache and embedded every row a second time.
                  .select("review_id", F.lit(encoder).alias("encoder"), "text_hash", "embedding",
-                         F.current_timestamp().alias("embedded_at"))
+                         F.lit(datetime.now(timezone.utc)).alias("embedded_at"))
                  .persist(StorageLevel.DISK_ONLY))  # MERGE reads its source twice: embed once
         embedded = fresh.count()
         if embedded:

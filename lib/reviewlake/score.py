@@ -26,6 +26,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Iterator
 
 import pandas as pd
@@ -166,7 +167,10 @@ def as_scores(predicted: DataFrame, model: ModelVersion, silver_version: int) ->
         "sentiment_prob", "rating_pred", aspects.alias("aspects"),
         F.from_json("aspect_probs", "map<string,double>").alias("aspect_probs"),
         F.col("topic_id").cast("int").alias("topic_id"), "topic_prob", "topic_label",
-        F.lit(silver_version).cast("long").alias("silver_version"), F.current_timestamp().alias("scored_at"))
+        F.lit(silver_version).cast("long").alias("silver_version"),
+        # A literal time, not current_timestamp(): the chunk is persisted for its MERGE, and Delta's MERGE
+        # did not use the cached rows of a plan holding current_timestamp(): it ran the model a second time.
+        F.lit(datetime.now(timezone.utc)).alias("scored_at"))
 
 
 @contextmanager
