@@ -122,8 +122,8 @@ def embed_silver(spark: SparkSession, cfg: Config, encoder: str, max_length: int
         fresh = (todo.repartition(max(2, sc.defaultParallelism))
                  .withColumn("embedding", embedding_udf(encoder, max_length, batch_size, cfg.train.torch_threads)(
                      F.col("text_clean")))
-                 # A literal time, not current_timestamp(): Delta's MERGE did not match a persisted plan
-                 # holding current_timestamp() with its cache and embedded every row a second time.
+                 # A literal time, not current_timestamp(): Delta's MERGE did not use the cached rows of a
+                 # plan holding current_timestamp() and embedded every row a second time.
                  .select("review_id", F.lit(encoder).alias("encoder"), "text_hash", "embedding",
                          F.lit(datetime.now(timezone.utc)).alias("embedded_at"))
                  .persist(StorageLevel.DISK_ONLY))  # MERGE reads its source twice: embed once
