@@ -12,6 +12,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
 import pytest
@@ -57,6 +58,35 @@ def test_loop_trains_in_one_process_and_checkpoints(spark: SparkSession, silver:
     assert result["steps"] == result["planned_steps"] == 3 * result["steps_per_epoch"]
     assert result["best_val_macro_f1"] > 0.75, result["history"]
     assert (home / "loop" / "latest.pt").exists() and (home / "loop" / "best.pt").exists()
+
+
+def test_max_rows_keeps_the_same_train_rows_and_the_python_workers(spark: SparkSession, silver: Config) -> None:
+    """--max-rows keeps the train rows of smallest (hash, review_id) and every other row. The Python
+    workers that tokenize the selection live on for the next task (a limit in the plan ended one per run,
+    and its successor imported transformers again)."""
+    from pyspark.sql import functions as F
+
+    from reviewlake.training.data import select_rows, silver_at_version
+
+    table, _ = silver_at_version(spark, silver)
+    everything = table.select("review_id", "split", F.xxhash64("review_id", F.lit(silver.train.seed)).alias("h")).toPandas()
+    train_ids = everything[everything["split"] == "train"].sort_values(["h", "review_id"])["review_id"]
+    picked = select_rows(table, silver, 100, [])
+    got = picked.select("review_id", "split").toPandas()
+    assert sorted(got[got["split"] == "train"]["review_id"]) == sorted(train_ids[:100])
+    assert (got["split"] != "train").sum() == (everything["split"] != "train").sum()
+
+    def worker(texts: Iterator[pd.Series]) -> Iterator[pd.Series]:
+        for batch in texts:
+            yield pd.Series([os.getpid()] * len(batch))
+
+    pids: set[int] = set()
+    for _ in range(2):
+        ran = picked.select(F.pandas_udf(worker, "long")(F.col("text_clean")).alias("pid"))  # type: ignore[call-overload]
+        pids |= {int(r["pid"]) for r in ran.distinct().collect()}
+    time.sleep(1)
+    gone = [pid for pid in pids if not os.path.exists(f"/proc/{pid}")]
+    assert not gone, f"Python workers {gone} ended after their task"
 
 
 def test_a_snapshot_has_a_folder_per_split_and_replaces_an_older_one(spark: SparkSession, silver: Config,

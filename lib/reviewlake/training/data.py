@@ -61,8 +61,16 @@ def select_rows(silver: DataFrame, cfg: Config, max_rows: int | None, sources: l
             raise ValueError(f"source(s) {missing} are not in silver (it has {sorted(known)})")
         silver = silver.where(F.col("source").isin(sources))
     if max_rows is not None:
-        train = silver.where("split = 'train'").orderBy(F.xxhash64("review_id", F.lit(cfg.train.seed)))
-        silver = train.limit(max_rows).unionByName(silver.where("split != 'train'"))
+        # The max_rows train rows of smallest (hash, review_id), kept by a filter on the last one's key:
+        # a limit in the plan would stop the tokenizing (or embedding) Python worker mid-input, and Spark
+        # does not reuse such a worker; the next one imports transformers and loads the tokenizer again
+        # (~2 s on every --max-rows snapshot).
+        key = F.xxhash64("review_id", F.lit(cfg.train.seed))
+        last = (silver.where("split = 'train'").select(key.alias("h"), "review_id").orderBy("h", "review_id")
+                .limit(max_rows).orderBy(F.desc("h"), F.desc("review_id")).first())
+        if last is not None:
+            kept = (key < last["h"]) | ((key == last["h"]) & (F.col("review_id") <= last["review_id"]))
+            silver = silver.where((F.col("split") != "train") | kept)
     return silver
 
 
