@@ -1,10 +1,9 @@
 """The notebooks run top to bottom (nbclient, the environment's own kernel) on the tables the tests built:
-the training tests' bronze, silver, metrics and registry for 01 and 02, the pipeline test's gold tables
-for 03. Their committed outputs come from the bundled default (`make demo`)."""
+the training tests' bronze, silver, metrics and registry for 01 and 02 (one kernel, as a user runs one
+after the other), the pipeline test's gold tables for 03. Their committed outputs come from the bundled default (`make demo`)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import nbformat
@@ -15,12 +14,22 @@ from reviewlake.config import Config
 from tests.conftest import REPO
 
 
-def run(name: str, overrides: list[str], home: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+def run(names: list[str], overrides: list[str], monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Execute the notebooks ``names`` one after the other in one kernel (one Python, one Spark session),
+    its namespace cleared between them (``%reset -f``): what one defines, the next cannot use unseen."""
     monkeypatch.setenv("REVIEWLAKE_SET", ";".join(overrides))
-    notebook = nbformat.read(REPO / "notebooks" / f"{name}.ipynb", as_version=4)
-    NotebookClient(notebook, timeout=600, kernel_name="python3",
+    notebooks = [nbformat.read(REPO / "notebooks" / f"{name}.ipynb", as_version=4) for name in names]
+    together = nbformat.v4.new_notebook(metadata=notebooks[0].metadata)
+    for i, notebook in enumerate(notebooks):
+        together.cells += ([nbformat.v4.new_code_cell("%reset -f")] if i else []) + notebook.cells
+    NotebookClient(together, timeout=600, kernel_name="python3",
                    resources={"metadata": {"path": str(REPO / "notebooks")}}).execute()
-    return notebook
+    start = 0
+    for i, notebook in enumerate(notebooks):
+        start += 1 if i else 0
+        notebook.cells = together.cells[start:start + len(notebook.cells)]
+        start += len(notebook.cells)
+    return notebooks
 
 
 def outputs(notebook: Any) -> tuple[str, int]:
@@ -38,20 +47,19 @@ def paths(cfg: Config) -> list[str]:
             f"paths.metastore={cfg.paths.metastore}"]
 
 
-def test_explore_and_models_notebooks(train_silver: Config, t_multitask: Any, t_joint: Any, tmp_path: Path,
+def test_explore_and_models_notebooks(train_silver: Config, t_multitask: Any, t_joint: Any,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    explore = run("01_explore", paths(train_silver), tmp_path, monkeypatch)
+    explore, models = run(["01_explore", "02_models"], [*paths(train_silver), "registry.prefix=t-"], monkeypatch)
     text, images = outputs(explore)
     assert "amazon-tsv" in text and "chi2" in text and images == 2, text[-3000:]
-    models = run("02_models", [*paths(train_silver), "registry.prefix=t-"], tmp_path, monkeypatch)
     text, images = outputs(models)
     assert "t-multitask" in text and "t-joint" in text and "accuracy" in text
     assert images >= 3 and "confusion matrices" in text, text[-3000:]
 
 
-def test_topics_notebook(t_pipeline: tuple[Config, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_topics_notebook(t_pipeline: tuple[Config, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     cfg, _ = t_pipeline
-    topics = run("03_topics", [*paths(cfg), "registry.prefix=t-"], tmp_path, monkeypatch)
+    [topics] = run(["03_topics"], [*paths(cfg), "registry.prefix=t-"], monkeypatch)
     text, images = outputs(topics)
     assert images == 2 and "t-joint/1" in text, text[-3000:]
     assert "12 example reviews" in text  # 3 per topic
