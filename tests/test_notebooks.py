@@ -1,6 +1,7 @@
 """The notebooks run top to bottom (nbclient, the environment's own kernel) on the tables the tests built:
 the training tests' bronze, silver, metrics and registry for 01 and 02 (one kernel, as a user runs one
-after the other), the pipeline test's gold tables for 03. Their committed outputs come from the bundled default (`make demo`)."""
+after the other), the pipeline test's gold tables for 03. Their committed outputs come from the bundled
+default (`make demo`)."""
 
 from __future__ import annotations
 
@@ -20,15 +21,14 @@ def run(names: list[str], overrides: list[str], monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("REVIEWLAKE_SET", ";".join(overrides))
     notebooks = [nbformat.read(REPO / "notebooks" / f"{name}.ipynb", as_version=4) for name in names]
     together = nbformat.v4.new_notebook(metadata=notebooks[0].metadata)
-    for i, notebook in enumerate(notebooks):
-        together.cells += ([nbformat.v4.new_code_cell("%reset -f")] if i else []) + notebook.cells
+    for notebook in notebooks:  # each notebook's cells, then a reset
+        together.cells += [*notebook.cells, nbformat.v4.new_code_cell("%reset -f")]
     NotebookClient(together, timeout=600, kernel_name="python3",
                    resources={"metadata": {"path": str(REPO / "notebooks")}}).execute()
-    start = 0
-    for i, notebook in enumerate(notebooks):
-        start += 1 if i else 0
-        notebook.cells = together.cells[start:start + len(notebook.cells)]
-        start += len(notebook.cells)
+    at = 0
+    for notebook in notebooks:  # the executed cells back to their notebook
+        notebook.cells = together.cells[at:at + len(notebook.cells)]
+        at += len(notebook.cells) + 1
     return notebooks
 
 
