@@ -67,7 +67,7 @@ def select_rows(silver: DataFrame, cfg: Config, max_rows: int | None, sources: l
         # (~2 s on every --max-rows snapshot).
         key = F.xxhash64("review_id", F.lit(cfg.train.seed))
         last = (silver.where("split = 'train'").select(key.alias("h"), "review_id").orderBy("h", "review_id")
-                .limit(max_rows).orderBy(F.desc("h"), F.desc("review_id")).first())
+                .limit(max_rows).agg(F.max(F.struct("h", "review_id")).alias("last")).collect()[0]["last"])
         if last is not None:
             kept = (key < last["h"]) | ((key == last["h"]) & (F.col("review_id") <= last["review_id"]))
             silver = silver.where((F.col("split") != "train") | kept)
