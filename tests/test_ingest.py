@@ -130,3 +130,41 @@ def test_unknown_format_and_bad_source_name(spark: SparkSession, cfg: Config, co
         ingest(spark, cfg, "xml", corpus[0])
     with pytest.raises(IngestError, match="source name 'a b'"):
         ingest(spark, cfg, "fasttext", corpus[0], source="a b")
+
+
+def test_session_conf_holds_for_the_block_only(spark: SparkSession) -> None:
+    from reviewlake.spark import session_conf
+
+    unset, kept = "spark.reviewlake.test.unset", "spark.sql.shuffle.partitions"
+    before = spark.conf.get(kept)
+    with pytest.raises(RuntimeError, match="inside"):
+        with session_conf(spark, {unset: "a", kept: "7"}):
+            assert (spark.conf.get(unset), spark.conf.get(kept)) == ("a", "7")
+            raise RuntimeError("inside")
+    assert spark.conf.get(unset, None) is None and spark.conf.get(kept) == before
+
+
+def test_ingest_plans_its_queries_without_constraint_propagation(spark: SparkSession, cfg: Config,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """ingest.constraint_propagation (off by default: seconds per query on Amazon JSON, benchmarks/ingest.py
+    runs both) holds while the ingest plans its queries; the session has its own setting back after."""
+    import reviewlake.ingest as ingest_module
+    from tests.conftest import FIXTURES
+
+    key = "spark.sql.constraintPropagation.enabled"
+    seen = []
+
+    def validate(*args: object, **kwargs: object) -> object:
+        seen.append(spark.conf.get(key))
+        return real(*args, **kwargs)
+
+    real = ingest_module.validate
+    monkeypatch.setattr(ingest_module, "validate", validate)
+    assert cfg.ingest.constraint_propagation is False
+    spark.conf.set(key, "true")
+    try:
+        report = ingest(spark, cfg, "amazon-json", str(FIXTURES / "reviews_Musical_Instruments_5.json"))
+        assert seen == ["false"] and spark.conf.get(key) == "true"
+    finally:
+        spark.conf.unset(key)
+    assert report.rows_read == report.rows_accepted + report.rows_quarantined > 0

@@ -143,6 +143,7 @@ class TabularSource(_Strict):
 
 class IngestSettings(_Strict):
     max_text_chars: int = Field(32768, ge=1)
+    constraint_propagation: bool = False
     tabular: dict[str, TabularSource] = Field(default_factory=dict)
 
 

@@ -31,6 +31,7 @@ from reviewlake.config import Config, TimeFormat
 from reviewlake.sources import ReadOptions, registry
 from reviewlake.sources.files import COMPRESSION_SUFFIXES, InputError, InputFiles, list_input
 from reviewlake.sources.tabular import mapping
+from reviewlake.spark import session_conf
 
 log = logging.getLogger(__name__)
 
@@ -384,57 +385,61 @@ def ingest(
     sc = spark.sparkContext
     sc.setJobDescription(f"ingest {source}: read and validate {path}")
     validated: DataFrame | None = None
-    try:
+    # ingest.constraint_propagation (off by default: the optimizer spent seconds per query on the
+    # validation's CASE expressions; benchmarks/ingest.py)
+    propagation = str(cfg.ingest.constraint_propagation).lower()
+    with session_conf(spark, {"spark.sql.constraintPropagation.enabled": propagation}):
         try:
-            # Read once: the counts and both MERGEs use the cached validated rows (measured 48s vs
-            # 64s per 1M lines against recomputing validation from the readers' cached lines).
-            validated = with_ids(validate(reader.read(spark, path, options), time_format,
-                                          cfg.ingest.max_text_chars), source)
-            validated = validated.persist(StorageLevel.MEMORY_AND_DISK)
-            counts = {r["ok"]: r for r in validated.groupBy(F.col("reason").isNull().alias("ok")).agg(
-                F.count("*").alias("n"), F.count_distinct("review_id").alias("ids"),
-                F.count_distinct("quarantine_id").alias("qids")).collect()}
-        except (Py4JJavaError, PySparkException) as exc:
-            failure = read_failure(exc, listing)
-            if failure is None:
-                raise
-            raise failure from exc
-        accepted = counts[True]["n"] if True in counts else 0
-        quarantined = counts[False]["n"] if False in counts else 0
-        distinct_ids = counts[True]["ids"] if True in counts else 0
-        distinct_qids = counts[False]["qids"] if False in counts else 0
-        if accepted + quarantined == 0 and listing.total_bytes > 0:
-            raise IngestError(f"{path}: read no {fmt} record from {len(listing.files)} file(s) of "
-                              f"{listing.total_bytes:,} bytes; is it the right --format?")
-        for frame in options.persisted:  # validated is cached now; the readers' caches can go
-            frame.unpersist()
-        log.info("%s: %d rows read, %d accepted, %d quarantined (%.1fs)", path, accepted + quarantined,
-                 accepted, quarantined, time.perf_counter() - clock)
+            try:
+                # Read once: the counts and both MERGEs use the cached validated rows (measured 48s vs
+                # 64s per 1M lines against recomputing validation from the readers' cached lines).
+                validated = with_ids(validate(reader.read(spark, path, options), time_format,
+                                              cfg.ingest.max_text_chars), source)
+                validated = validated.persist(StorageLevel.MEMORY_AND_DISK)
+                counts = {r["ok"]: r for r in validated.groupBy(F.col("reason").isNull().alias("ok")).agg(
+                    F.count("*").alias("n"), F.count_distinct("review_id").alias("ids"),
+                    F.count_distinct("quarantine_id").alias("qids")).collect()}
+            except (Py4JJavaError, PySparkException) as exc:
+                failure = read_failure(exc, listing)
+                if failure is None:
+                    raise
+                raise failure from exc
+            accepted = counts[True]["n"] if True in counts else 0
+            quarantined = counts[False]["n"] if False in counts else 0
+            distinct_ids = counts[True]["ids"] if True in counts else 0
+            distinct_qids = counts[False]["qids"] if False in counts else 0
+            if accepted + quarantined == 0 and listing.total_bytes > 0:
+                raise IngestError(f"{path}: read no {fmt} record from {len(listing.files)} file(s) of "
+                                  f"{listing.total_bytes:,} bytes; is it the right --format?")
+            for frame in options.persisted:  # validated is cached now; the readers' caches can go
+                frame.unpersist()
+            log.info("%s: %d rows read, %d accepted, %d quarantined (%.1fs)", path, accepted + quarantined,
+                     accepted, quarantined, time.perf_counter() - clock)
 
-        bronze = tables.ensure_table(spark, cfg.table("bronze"), tables.BRONZE_SCHEMA, ["source"], "bronze")
-        quarantine = tables.ensure_table(spark, cfg.table("quarantine"), tables.QUARANTINE_SCHEMA,
-                                         ["source"], "quarantine")
-        inserted = quarantined_new = 0  # a MERGE of no rows would insert none: it is not run
-        if accepted:
-            sc.setJobDescription(f"ingest {source}: merge into {cfg.table('bronze')}")
-            inserted = tables.insert_new(bronze, to_bronze(validated, source, run_id, started),
-                                         ["review_id"], prune={"source": source})
-            log.info("%s: %d new rows (%.1fs)", cfg.table("bronze"), inserted, time.perf_counter() - clock)
-        if quarantined:
-            sc.setJobDescription(f"ingest {source}: merge into {cfg.table('quarantine')}")
-            quarantined_new = tables.insert_new(
-                quarantine, to_quarantine(validated, source, fmt, run_id, started), ["quarantine_id"],
-                prune={"source": source},
-            )
-            log.info("%s: %d new rows (%.1fs)", cfg.table("quarantine"), quarantined_new,
-                     time.perf_counter() - clock)
-    finally:
-        shutil.rmtree(cfg.paths.data / "_staging" / run_id, ignore_errors=True)
-        if validated is not None:
-            validated.unpersist()
-        for frame in options.persisted:
-            frame.unpersist()
-        sc.setJobDescription(None)  # type: ignore[arg-type]
+            bronze = tables.ensure_table(spark, cfg.table("bronze"), tables.BRONZE_SCHEMA, ["source"], "bronze")
+            quarantine = tables.ensure_table(spark, cfg.table("quarantine"), tables.QUARANTINE_SCHEMA,
+                                             ["source"], "quarantine")
+            inserted = quarantined_new = 0  # a MERGE of no rows would insert none: it is not run
+            if accepted:
+                sc.setJobDescription(f"ingest {source}: merge into {cfg.table('bronze')}")
+                inserted = tables.insert_new(bronze, to_bronze(validated, source, run_id, started),
+                                             ["review_id"], prune={"source": source})
+                log.info("%s: %d new rows (%.1fs)", cfg.table("bronze"), inserted, time.perf_counter() - clock)
+            if quarantined:
+                sc.setJobDescription(f"ingest {source}: merge into {cfg.table('quarantine')}")
+                quarantined_new = tables.insert_new(
+                    quarantine, to_quarantine(validated, source, fmt, run_id, started), ["quarantine_id"],
+                    prune={"source": source},
+                )
+                log.info("%s: %d new rows (%.1fs)", cfg.table("quarantine"), quarantined_new,
+                         time.perf_counter() - clock)
+        finally:
+            shutil.rmtree(cfg.paths.data / "_staging" / run_id, ignore_errors=True)
+            if validated is not None:
+                validated.unpersist()
+            for frame in options.persisted:
+                frame.unpersist()
+            sc.setJobDescription(None)  # type: ignore[arg-type]
 
     report = IngestReport(
         run_id=run_id, source=source, format=fmt, input=path, started_at=started,

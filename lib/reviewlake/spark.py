@@ -14,9 +14,9 @@ import os
 import re
 import shutil
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -249,6 +249,22 @@ def get_spark(cfg: Config, app_name: str | None = None, catalog: bool = True) ->
     spark.sql(f"CREATE DATABASE IF NOT EXISTS `{cfg.database}`")
     log.debug("spark %s on %s, database %s", spark.version, cfg.spark.master, cfg.database)
     return spark
+
+
+@contextmanager
+def session_conf(spark: "SparkSession", settings: dict[str, str]) -> Iterator[None]:
+    """Set the SQL ``settings`` on ``spark`` for the block; each one's earlier value (or none) is back after."""
+    before: dict[str, str | None] = {key: spark.conf.get(key, None) for key in settings}
+    for key, value in settings.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, earlier in before.items():
+            if earlier is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, earlier)
 
 
 def table_path(cfg: Config, role: str) -> Path:

@@ -12,6 +12,8 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
+from reviewlake.spark import session_conf
+
 log = logging.getLogger(__name__)
 
 _MATERIALIZE_SOURCE = "spark.databricks.delta.merge.materializeSource"
@@ -188,12 +190,9 @@ def insert_new(
         raise ValueError("'key' in insert_new cannot be empty")
     conditions = [f"t.`{k}` = s.`{k}`" for k in key]
     conditions += [f"t.`{col}` = '{value}'" for col, value in (prune or {}).items()]
-    spark = rows.sparkSession
-    materialize = spark.conf.get(_MATERIALIZE_SOURCE, None)
     # An insert-only MERGE reads its source once, so Delta's copy of the source (which guards the
     # two passes of an updating MERGE against a source that changes in between) is pure cost here.
-    spark.conf.set(_MATERIALIZE_SOURCE, "none")
-    try:
+    with session_conf(rows.sparkSession, {_MATERIALIZE_SOURCE: "none"}):
         # execute() returns this MERGE's own metrics; one that inserts nothing may commit nothing,
         # so the table history would show an earlier commit's figures.
         metrics = (
@@ -203,9 +202,4 @@ def insert_new(
             .execute()
             .first()
         )
-    finally:
-        if materialize is None:
-            spark.conf.unset(_MATERIALIZE_SOURCE)
-        else:
-            spark.conf.set(_MATERIALIZE_SOURCE, materialize)
     return int(metrics["num_inserted_rows"]) if metrics else 0
