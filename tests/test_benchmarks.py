@@ -50,12 +50,13 @@ def test_preprocess_benchmark_prints_rates_and_step_shares(tmp_path: object) -> 
 
 @pytest.mark.slow
 def test_train_benchmark_prints_loader_and_backend_ratios(tmp_path: object) -> None:
-    out = run_benchmark("train.py", 1_000, tmp_path, "--encoder", "tiny", "--steps", "3")
+    out = run_benchmark("train.py", 1_000, tmp_path, "--encoder", "tiny", "--steps", "3", "--tokenize-rounds", "1")
     for reader in ("pyarrow", "petastorm"):
         assert re.search(rf"loader {reader}\s+[\d,]+ rows,\s+[\d,]+ rows/s", out)
     for label in ("torch-distributor x1", "torch-distributor x2", "horovod x2"):
         assert re.search(rf"train {label}\s+[\d,]+ samples in\s+[\d.]+s of steps:\s+[\d.]+ samples/s", out)
-    for ratio in (r"pyarrow/petastorm loader rows/s", r"torch-distributor 2 procs / 1 proc samples/s",
+    for ratio in (r"tokenize seconds in-worker/backend", r"pyarrow/petastorm loader rows/s",
+                  r"torch-distributor 2 procs / 1 proc samples/s",
                   r"horovod / torch-distributor at 2 procs samples/s"):
         found = re.search(rf"ratio {ratio}: (\d+\.\d+)", out)
         assert found and float(found.group(1)) > 0, out

