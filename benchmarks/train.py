@@ -96,7 +96,7 @@ def main() -> None:
     print(f"snapshot: {train_rows:,} training rows of {run.rows:,} generated reviews; encoder {m.encoder}; "
           f"{cores} cores")
     texts = spark.table(cfg.table("silver")).select("text_clean").repartition(cores).cache()
-    texts.count()
+    text_rows = texts.count()
     took: dict[str, list[float]] = {"in-worker": [], "backend": []}
     for _ in range(opts.tokenize_rounds):
         for way, fn in (("in-worker", tokenize_in_worker), ("backend", tokenize)):
@@ -104,7 +104,7 @@ def main() -> None:
             fn(texts, m.encoder, m.max_length).agg(F.sum(F.length("input_ids"))).collect()
             took[way].append(time.perf_counter() - t)
     tok = {way: statistics.median(seconds) for way, seconds in took.items()}
-    print(f"tokenize {texts.count():,} texts in {cores} fresh workers: tokenizer loaded in each worker "
+    print(f"tokenize {text_rows:,} texts in {cores} fresh workers: tokenizer loaded in each worker "
           f"{tok['in-worker']:.2f}s, backend JSON from the driver {tok['backend']:.2f}s "
           f"(median of {opts.tokenize_rounds})")
     print(f"ratio tokenize seconds in-worker/backend: {tok['in-worker'] / tok['backend']:.2f}")

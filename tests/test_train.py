@@ -135,10 +135,11 @@ def test_token_ids_in_a_worker_are_the_tokenizers_without_importing_torch(encode
     if encoder == "mpnet":
         encoder = load_config("models").train.candidate("mpnet").multitask.encoder
     tokenizer = load_tokenizer(encoder)
+    backend = tokenizer.backend_tokenizer.to_str()
     for max_tokens in (8, 128):
         expected = tokenizer(ODD_TEXTS, add_special_tokens=False, truncation=True, max_length=max_tokens)["input_ids"]
-        assert token_ids(tokenizer.backend_tokenizer.to_str(), max_tokens)(ODD_TEXTS) == expected
-    (tmp_path / "backend.json").write_text(tokenizer.backend_tokenizer.to_str())
+        assert token_ids(backend, max_tokens)(ODD_TEXTS) == expected
+    (tmp_path / "backend.json").write_text(backend)
     probe = ("import sys; from reviewlake.training.data import token_ids; "
              f"ids = token_ids(open({str(tmp_path / 'backend.json')!r}).read(), 8)(['hello there']); "
              "print(len(ids[0]), 'torch' in sys.modules, 'transformers' in sys.modules)")
