@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tasks", type=int, help="tasks to run (default: every task slot, after executors register)")
     args = p.parse_args(argv)
     cfg = cli.config(args)
-    spark = get_spark(cfg, "reviewlake doctor")
+    spark = get_spark(cfg, "reviewlake doctor", catalog=False)  # no tables: runs beside a job
     tasks = args.tasks
     if tasks is None:
         deadline = time.monotonic() + REGISTER_WAIT_S  # a cluster's executors register a few seconds late

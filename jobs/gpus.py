@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     cfg = cli.config(args)
     num_proc = args.num_proc or cfg.train.num_proc
-    spark = get_spark(cfg, "reviewlake gpus")
+    spark = get_spark(cfg, "reviewlake gpus", catalog=False)  # no tables: runs beside a job
     check_slots(spark, num_proc, args.local_mode)
     for task in check_gpus(spark, num_proc, args.local_mode):
         print(json.dumps(task))

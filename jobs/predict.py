@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.input is not None:
         check_csv(args.input)
     model = registry.load(cfg, args.model)  # a bad input or model fails here, before Spark starts
-    spark = get_spark(cfg, "reviewlake predict")
+    spark = get_spark(cfg, "reviewlake predict", catalog=False)  # no tables: the jobs keep the metastore
     if args.text is not None:
         row = predict_texts(spark, cfg, model, pd.Series([args.text])).iloc[0]
         print(json.dumps({"model": args.model, "text": args.text, **as_json(row)}, indent=2))

@@ -266,29 +266,41 @@ def test_too_many_processes_fail_at_once(spark: SparkSession, silver: Config) ->
 
 
 def test_predict_job_on_text_and_csv(silver: Config, first: TrainReport, home: Path, tmp_path: Path) -> None:
-    env = {**os.environ, "REVIEWLAKE_HOME": str(tmp_path)}
     base = [str(REPO / "spark-submit.sh"), "--set", f"paths.mlflow={home / 'mlflow'}", "--set",
             "spark.conf={spark.ui.enabled: 'false'}"]
+    env = {**os.environ, "REVIEWLAKE_HOME": str(tmp_path / "home")}
 
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*base, "predict", *args], env=env, capture_output=True, text=True, timeout=300)
+    def start(name: str, *args: str) -> tuple[subprocess.Popen[bytes], Path]:
+        # Output in files: a full pipe would stall the job not read yet.
+        with (tmp_path / f"{name}.out").open("wb") as out, (tmp_path / f"{name}.err").open("wb") as err:
+            return subprocess.Popen([*base, "predict", *args], env=env, stdout=out, stderr=err), tmp_path / name
 
-    done = run("--model", "t-multitask@champion", "--text", "Great value, fast shipping")
-    assert done.returncode == 0, done.stderr[-2000:]
-    answer = json.loads(done.stdout[done.stdout.index("{"):])
-    assert answer["sentiment"] in ("negative", "positive") and 0.5 <= answer["confidence"] <= 1.0
-    assert 1.0 <= answer["rating"] <= 5.0 and set(answer["aspect_probabilities"]) == set(
-        silver.preprocess.labels.aspects)
+    def finish(started: tuple[subprocess.Popen[bytes], Path]) -> str:
+        job, name = started
+        job.wait(timeout=300)
+        assert job.returncode == 0, name.with_suffix(".err").read_text()[-2000:]
+        return name.with_suffix(".out").read_text()
+
     reviews = tmp_path / "reviews.csv"
     pd.DataFrame({"id": [1, 2, 3], "text": ["Terrible, broke after two weeks", "", "Love it, works perfectly"]}
                  ).to_csv(reviews, index=False)
     scored = tmp_path / "scored.csv"
-    # Through Spark (the path of files over --spark-above rows; the --text run took the in-process path).
-    done = run("--model", "t-multitask@champion", "--input", str(reviews), "--output", str(scored), "--spark-above", "1")
-    assert done.returncode == 0, done.stderr[-2000:]
-    out = pd.read_csv(scored, keep_default_na=False)
-    assert list(out.columns) == ["id", "text", "status", "sentiment", "sentiment_prob", "rating_pred", "aspects"]
-    assert list(out["status"]) == ["ok", "empty_text", "ok"] and list(out["id"]) == [1, 2, 3]
+    text = start("text", "--model", "t-multitask@champion", "--text", "Great value, fast shipping")
+    # Through Spark (the path of files over --spark-above rows; the --text run takes the in-process path).
+    csv = start("csv", "--model", "t-multitask@champion", "--input", str(reviews), "--output", str(scored),
+                "--spark-above", "1")
+    out = finish(text)
+    answer = json.loads(out[out.index("{"):])
+    assert answer["sentiment"] in ("negative", "positive") and 0.5 <= answer["confidence"] <= 1.0
+    assert 1.0 <= answer["rating"] <= 5.0 and set(answer["aspect_probabilities"]) == set(
+        silver.preprocess.labels.aspects)
+    finish(csv)
+    frame = pd.read_csv(scored, keep_default_na=False)
+    assert list(frame.columns) == ["id", "text", "status", "sentiment", "sentiment_prob", "rating_pred", "aspects"]
+    assert list(frame["status"]) == ["ok", "empty_text", "ok"] and list(frame["id"]) == [1, 2, 3]
+    # Two predict jobs ran at once on one home: predict uses no catalog, so it neither holds nor creates the
+    # embedded metastore the other jobs need.
+    assert not (tmp_path / "home" / "metastore" / "metastore_db").exists()
     # Bad input fails before Spark starts (cli.run makes it one line: tests/test_jobs.py); in this process.
     job, registry_home = load_job("predict"), ["--set", f"paths.mlflow={home / 'mlflow'}"]
     with pytest.raises(ValueError, match="model t-multitask@nope not found in the registry"):
