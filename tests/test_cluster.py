@@ -1,7 +1,8 @@
 """End to end on a real Spark standalone cluster on loopback: a master and two workers in their own JVMs
 (the pinned pyspark's classes), jobs submitted with ./spark-submit.sh --profile cluster: the library as a
 zip, the environment as the archive `pack` builds (executors run ./environment/bin/python), the whole
-pipeline, training through both backends on 2 processes, and the gold tables read by a fresh `sql` job.
+pipeline, training through both backends on 2 processes, and the gold tables (read by a fresh `sql` job
+on the cluster in the full form).
 
 The smoke form (CI) trains the tiny encoder for a few steps; REVIEWLAKE_FULL=1 trains MiniLM for an epoch.
 The archive of the ~8 GB CUDA environment takes minutes to pack, so it is built once per environment into
@@ -22,6 +23,7 @@ from typing import Iterator
 
 import pyspark
 import pytest
+from pyspark.sql import SparkSession
 
 from tests.conftest import REPO
 
@@ -170,7 +172,7 @@ def test_an_executor_runs_python_from_the_archive(cluster: tuple[str, Path], tmp
 
 @pytest.mark.slow
 def test_pipeline_and_both_training_backends_on_a_standalone_cluster(
-        cluster: tuple[str, Path], env_archive: Path | None, tmp_path: Path) -> None:
+        spark: SparkSession, cluster: tuple[str, Path], env_archive: Path | None, tmp_path: Path) -> None:
     from reviewlake.generate import generate
 
     master, apps = cluster
@@ -192,7 +194,18 @@ def test_pipeline_and_both_training_backends_on_a_standalone_cluster(
     assert "horovod x2: multitask -> multitask v1 (champion" in out, out[-4000:]
     assert "torch-distributor x2: joint-topic -> joint-topic v1 (champion" in out, out[-4000:]
 
-    # The gold tables from a fresh sql job on the cluster (it ships no environment: no Python on executors).
+    # The gold tables. The full form reads them with a fresh sql job on the cluster (it ships no environment:
+    # no Python on executors); the smoke form reads the Delta folder in this session (tests/test_score.py and
+    # tests/test_jobs.py query tables from new processes).
+    if not FULL:
+        from reviewlake.config import load_config
+        from reviewlake.spark import table_path
+
+        gold = table_path(load_config("cluster", [f"paths.warehouse={tmp_path / 'warehouse'}"]), "topic_sentiment")
+        row = spark.read.format("delta").load(str(gold)).selectExpr("count(*) AS topics",
+                                                                    "sum(reviews) AS reviews").first()
+        assert row is not None and row["topics"] == 4 and row["reviews"] > 0, row
+        return
     query = submit(tmp_path, master, env_archive, "sql",
                    "SELECT count(*) AS topics, sum(reviews) AS reviews FROM topic_sentiment")
     used = finished(query, apps)
