@@ -9,7 +9,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+LIB = str(Path(__file__).resolve().parents[1] / "lib")
+sys.path.insert(0, LIB)
+# The Python workers Spark starts import the library too (the UDFs, the training processes): they inherit
+# this process's environment, in which the environment shared by every clone has no reviewlake.
+os.environ["PYTHONPATH"] = os.pathsep.join([LIB, *filter(None, [os.environ.get("PYTHONPATH")])])
 
 from reviewlake.config import Config, load_config  # noqa: E402
 
