@@ -17,8 +17,11 @@ FULL = os.environ.get("REVIEWLAKE_FULL") == "1"
 def run_benchmark(script: str, smoke_rows: int, workdir: object, *smoke: str) -> str:
     """Run a benchmark script (smoke size and options unless REVIEWLAKE_FULL=1) and return what it printed."""
     args = [] if FULL else ["--rows", str(smoke_rows), *smoke]
+    # As their docstrings run them: without the test script's PYTHONPATH (Spark's Python workers once could
+    # not import the library then).
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), *args, "--workdir", str(workdir)],
-                          capture_output=True, text=True, timeout=3600)
+                          capture_output=True, text=True, timeout=3600, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     print(done.stdout)
     return done.stdout
