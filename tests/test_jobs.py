@@ -95,12 +95,18 @@ def test_config_errors_are_one_line(home: Path) -> None:
 
 
 def test_a_second_job_on_the_embedded_metastore_is_one_line(tmp_path: Path) -> None:
-    holder = subprocess.Popen(
-        [str(REPO / ".venv" / "bin" / "python"), "-c",
-         "import sys, time; sys.path.insert(0, 'lib'); from reviewlake.config import load_config; "
-         "from reviewlake.spark import lock_metastore; cfg = load_config(); cfg.paths.metastore.mkdir(parents=True); "
-         "lock_metastore(cfg); print('locked', flush=True); time.sleep(120)"],
-        cwd=REPO, env={**os.environ, "REVIEWLAKE_HOME": str(tmp_path)}, stdout=subprocess.PIPE, text=True)
+    def hold(seconds: int) -> subprocess.Popen[str]:
+        """A process that takes the metastore's lock as a job does, says so, and keeps it ``seconds``."""
+        return subprocess.Popen(
+            [str(REPO / ".venv" / "bin" / "python"), "-c",
+             "import sys, time; sys.path.insert(0, 'lib'); from reviewlake.config import load_config; "
+             "from reviewlake.spark import lock_metastore; cfg = load_config(); "
+             "cfg.paths.metastore.mkdir(parents=True, exist_ok=True); "
+             f"lock_metastore(cfg); print('locked', flush=True); time.sleep({seconds})"],
+            cwd=REPO, env={**os.environ, "REVIEWLAKE_HOME": str(tmp_path)}, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+
+    holder = hold(120)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         line = one_error_line(submit(tmp_path, "sql", "SELECT 1"))
@@ -108,7 +114,9 @@ def test_a_second_job_on_the_embedded_metastore_is_one_line(tmp_path: Path) -> N
     finally:
         holder.kill()
         holder.wait()
-    assert submit(tmp_path, "sql", "SELECT 1").returncode == 0  # the lock went with its process
+    after = hold(0)  # the lock went with its killed process: the next one takes it
+    out, err = after.communicate(timeout=60)
+    assert after.returncode == 0 and out.strip() == "locked", err[-2000:]
 
 
 def test_cluster_submission_errors_are_one_line(home: Path, tmp_path: Path) -> None:
