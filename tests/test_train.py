@@ -270,16 +270,14 @@ def test_predict_job_on_text_and_csv(silver: Config, first: TrainReport, home: P
             "spark.conf={spark.ui.enabled: 'false'}"]
     env = {**os.environ, "REVIEWLAKE_HOME": str(tmp_path / "home")}
 
-    def start(name: str, *args: str) -> tuple[subprocess.Popen[bytes], Path]:
+    def start(name: str, *args: str) -> subprocess.Popen[bytes]:
         # Output in files: a full pipe would stall the job not read yet.
         with (tmp_path / f"{name}.out").open("wb") as out, (tmp_path / f"{name}.err").open("wb") as err:
-            return subprocess.Popen([*base, "predict", *args], env=env, stdout=out, stderr=err), tmp_path / name
+            return subprocess.Popen([*base, "predict", *args], env=env, stdout=out, stderr=err)
 
-    def finish(started: tuple[subprocess.Popen[bytes], Path]) -> str:
-        job, name = started
-        job.wait(timeout=300)
-        assert job.returncode == 0, name.with_suffix(".err").read_text()[-2000:]
-        return name.with_suffix(".out").read_text()
+    def finish(job: subprocess.Popen[bytes], name: str) -> str:
+        assert job.wait(timeout=300) == 0, (tmp_path / f"{name}.err").read_text()[-2000:]
+        return (tmp_path / f"{name}.out").read_text()
 
     reviews = tmp_path / "reviews.csv"
     pd.DataFrame({"id": [1, 2, 3], "text": ["Terrible, broke after two weeks", "", "Love it, works perfectly"]}
@@ -289,12 +287,12 @@ def test_predict_job_on_text_and_csv(silver: Config, first: TrainReport, home: P
     # Through Spark (the path of files over --spark-above rows; the --text run takes the in-process path).
     csv = start("csv", "--model", "t-multitask@champion", "--input", str(reviews), "--output", str(scored),
                 "--spark-above", "1")
-    out = finish(text)
+    out = finish(text, "text")
     answer = json.loads(out[out.index("{"):])
     assert answer["sentiment"] in ("negative", "positive") and 0.5 <= answer["confidence"] <= 1.0
     assert 1.0 <= answer["rating"] <= 5.0 and set(answer["aspect_probabilities"]) == set(
         silver.preprocess.labels.aspects)
-    finish(csv)
+    finish(csv, "csv")
     frame = pd.read_csv(scored, keep_default_na=False)
     assert list(frame.columns) == ["id", "text", "status", "sentiment", "sentiment_prob", "rating_pred", "aspects"]
     assert list(frame["status"]) == ["ok", "empty_text", "ok"] and list(frame["id"]) == [1, 2, 3]
