@@ -46,8 +46,9 @@ def register_untrained(cfg: Config, encoder: str, work: Path) -> str:
     """A multi-task model with ``encoder`` and fresh heads, logged and registered as bench-multitask/1."""
     import mlflow
 
-    from reviewlake.models.multitask import MultiTaskModel, load_encoder, load_tokenizer
-    from reviewlake.predict import MultitaskPyfunc, save_model_dir
+    from reviewlake.encoders import load_encoder, load_tokenizer
+    from reviewlake.families.multitask import MultiTaskModel
+    from reviewlake.families.multitask import MultitaskPyfunc, save_model_dir
 
     m = cfg.train.multitask
     aspects = list(cfg.preprocess.labels.aspects)
@@ -82,8 +83,9 @@ def main() -> None:
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
-    from reviewlake.predict import MultitaskPredictor
-    from reviewlake.score import _ARROW_BATCH, _UDF_SCHEMA, pyfunc_scorer, worker_model
+    from reviewlake.families.multitask import MultitaskPredictor
+    from reviewlake.registry import worker_model
+    from reviewlake.score import _ARROW_BATCH, _UDF_SCHEMA, pyfunc_scorer
 
     spark = get_spark(cfg, "reviewlake benchmark score")
     spark.conf.set(_ARROW_BATCH, str(batch))

@@ -40,8 +40,8 @@ from reviewlake.preprocess import preprocess
 from reviewlake.spark import get_spark
 from reviewlake.training import backends
 from reviewlake.training.data import tokenize, write_snapshot
-from reviewlake.training.loop import read_shard, train_multitask
-from reviewlake.training.stage import loop_spec
+from reviewlake.families.multitask import loop_spec, train_multitask
+from reviewlake.training.loop import read_shard
 
 
 def options() -> argparse.Namespace:
@@ -58,7 +58,7 @@ def tokenize_in_worker(df: DataFrame, encoder: str, max_tokens: int) -> DataFram
     """``training.data.tokenize`` as it was: each worker loads the Hugging Face tokenizer itself."""
 
     def ids(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
-        from reviewlake.models.multitask import load_tokenizer
+        from reviewlake.encoders import load_tokenizer
 
         tokenizer = load_tokenizer(encoder)
         for texts in batches:
@@ -123,8 +123,8 @@ def main() -> None:
     for backend, procs in (("torch-distributor", 1), ("torch-distributor", 2), ("horovod", 2)):
         label = f"{backend} x{procs}"
         run_dir = run.work / "checkpoints" / label.replace(" ", "-")
-        spec = loop_spec(cfg, m, snap, label, run_dir, use_gpu=False, max_steps=opts.steps) | {
-            "checkpoint_every": 10 ** 9, "eval_rows": 256, "torch_threads": max(1, cores // procs)}
+        spec = loop_spec(cfg, m, snap, label, run_dir, use_gpu=False, max_steps=opts.steps).with_(
+            checkpoint_every=10 ** 9, eval_rows=256, torch_threads=max(1, cores // procs))
         backends.check_slots(spark, procs, local_mode=False)
         t = time.perf_counter()
         result = backends.run(spark, backend, train_multitask, spec, procs, local_mode=False, use_gpu=False)
@@ -132,7 +132,7 @@ def main() -> None:
         assert result["steps"] == opts.steps, result
         rate[label] = result["samples"] / result["train_seconds"]
         print(f"train {label:<22} {result['samples']:>6,} samples in {result['train_seconds']:6.1f}s of steps: "
-              f"{rate[label]:7.1f} samples/s ({spec['torch_threads']} torch thread(s) per process; {wall:.0f}s wall)")
+              f"{rate[label]:7.1f} samples/s ({spec.torch_threads} torch thread(s) per process; {wall:.0f}s wall)")
     print(f"ratio torch-distributor 2 procs / 1 proc samples/s: "
           f"{rate['torch-distributor x2'] / rate['torch-distributor x1']:.2f}")
     print(f"ratio horovod / torch-distributor at 2 procs samples/s: "

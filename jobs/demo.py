@@ -21,8 +21,9 @@ from reviewlake.quality import write_quality_report
 from reviewlake.registry import resolve
 from reviewlake.score import score_reviews
 from reviewlake.spark import get_spark
-from reviewlake.training.report import accuracy_table, topic_table_of
-from reviewlake.training.stage import TrainRequest, train
+from reviewlake.champions import accuracy_table, topic_table_of
+from reviewlake.families import train
+from reviewlake.training.stage import TrainRequest
 
 # Small models: a capped number of training rows, one epoch per phase (minutes on 2 cores).
 DEMO_TRAIN_ROWS = 2_000

@@ -14,8 +14,9 @@ from reviewlake.labeled import extract_labeled
 from reviewlake.ingest import ingest
 from reviewlake.preprocess import preprocess
 from reviewlake.spark import get_spark
-from reviewlake.training.report import accuracy_table, topic_table_of, up_to_date
-from reviewlake.training.stage import TrainRequest, resolved, train
+from reviewlake.champions import accuracy_table, topic_table_of, up_to_date
+from reviewlake.families import family, resolved, train
+from reviewlake.training.stage import TrainRequest
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,14 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     names = []
     for model in [m for m in args.models.split(",") if m]:
         # The multitask model once per candidate (train.candidates); the best on validation is champion.
-        for candidate in [None, *cfg.train.candidates] if model == "multitask" else [None]:
+        for candidate in [None, *cfg.train.candidates] if family(model).candidates else [None]:
             request = TrainRequest(model=model, backend=cfg.train.backend, num_proc=cfg.train.num_proc,
                                    local_mode=cfg.train.local_mode, use_gpu=cfg.train.use_gpu, candidate=candidate)
             label = f"{model} ({candidate})" if candidate else model
             done = None if args.force else up_to_date(spark, resolved(cfg, candidate), model)
             if done:
                 print(f"{label}: {done} was trained on this silver version with these settings; reused")
-                if model == "joint-topic":
+                if "topic_id" in family(model).columns:
                     print(topic_table_of(spark, cfg, f"{cfg.registry.prefix}{model}"))
             else:
                 print(f"{label}: " + train(spark, cfg, request).summary())

@@ -6,12 +6,13 @@ import sys
 
 from reviewlake import cli
 from reviewlake.spark import get_spark
-from reviewlake.training.stage import MODEL_TYPES, TrainRequest, train
+from reviewlake.families import model_types, train
+from reviewlake.training.stage import TrainRequest
 
 
 def main(argv: list[str] | None = None) -> int:
     p = cli.parser(__doc__ or "")
-    p.add_argument("--model", required=True, choices=MODEL_TYPES)
+    p.add_argument("--model", required=True, choices=model_types())
     cli.add_launch_options(p)
     p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (smoke runs)")
     p.add_argument("--sources", help="comma-separated silver sources to train on (default: all)")

@@ -119,7 +119,8 @@ def train_silver(spark: SparkSession, spark_home: Path, train_home: Path) -> Con
 def t_multitask(spark: SparkSession, train_silver: Config) -> "TrainReport":
     """Version 1 of t-multitask on the training tests' silver, trained by 2 barrier tasks through
     TorchDistributor (the tiny encoder)."""
-    from reviewlake.training.stage import TrainRequest, train
+    from reviewlake.families import train
+    from reviewlake.training.stage import TrainRequest
 
     return train(spark, train_silver, TrainRequest(model="multitask", backend="torch-distributor", num_proc=2,
                                                    local_mode=False, use_gpu=False, name="t-multitask"))
@@ -134,7 +135,8 @@ def t_joint(spark: SparkSession, spark_home: Path, train_home: Path,
             train_silver: Config) -> "tuple[Config, TrainReport]":
     """joint-topic v1 (t-joint) on the training tests' silver (generated Amazon TSV reviews, each with the
     product category the generator planted), real MiniLM embeddings, 2 TorchDistributor tasks."""
-    from reviewlake.training.stage import TrainRequest, train
+    from reviewlake.families import train
+    from reviewlake.training.stage import TrainRequest
 
     cfg = train_config(spark_home, train_home, *JOINT)
     return cfg, train(spark, cfg, TrainRequest(model="joint-topic", backend="torch-distributor", num_proc=2,

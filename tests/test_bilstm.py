@@ -13,8 +13,9 @@ from pyspark.sql import SparkSession
 
 from reviewlake import registry
 from reviewlake.config import Config
-from reviewlake.models.bilstm import UNK, WORD_GAPS, BiLSTMClassifier, encode_words, words
-from reviewlake.training.stage import TrainRequest, train
+from reviewlake.families.bilstm import UNK, WORD_GAPS, BiLSTMClassifier, encode_words, words
+from reviewlake.families import train
+    from reviewlake.training.stage import TrainRequest
 from tests.conftest import train_config
 
 BILSTM = ["train.bilstm.batch_size=32", "train.bilstm.epochs=3", "train.bilstm.max_length=64",

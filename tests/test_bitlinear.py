@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from reviewlake.models.bitlinear import BitLinear, pack, quantize_activations, ternary, to_bitlinear, unpack
+from reviewlake.quantization import BitLinear, pack, quantize_activations, ternary, to_bitlinear, unpack
 
 
 def test_weights_become_ternary_times_their_mean_absolute_value() -> None:
@@ -59,7 +59,8 @@ def test_a_model_packs_four_weights_a_byte_and_loads_back_the_same_outputs() -> 
 
 
 def test_unused_pooler_stays_a_plain_linear() -> None:
-    from reviewlake.models.multitask import MultiTaskModel, load_encoder
+    from reviewlake.encoders import load_encoder
+    from reviewlake.families.multitask import MultiTaskModel
 
     model = to_bitlinear(MultiTaskModel(load_encoder("tiny"), 2, 10))
     linears = {n: type(m) for n, m in model.named_modules() if isinstance(m, nn.Linear)}

@@ -14,7 +14,7 @@ from pyspark.sql import SparkSession
 
 from reviewlake import registry
 from reviewlake.config import Config
-from reviewlake.models.joint_topic import JointTopicModel, joint_loss, soft_assignment, target_distribution
+from reviewlake.families.joint_topic import JointTopicModel, joint_loss, soft_assignment, target_distribution
 from reviewlake.topics import describe_topics, diversity, npmi
 from reviewlake.training.stage import TrainReport
 from tests.conftest import JOINT, train_config
@@ -48,7 +48,8 @@ def test_joint_topic_trains_through_horovod(spark: SparkSession, spark_home: Pat
                                            joint: tuple[Config, TrainReport]) -> None:
     """The same train function under horovod.spark.run: 2 ranks, each reading its own shard through
     Petastorm; it reuses the embeddings t-joint stored."""
-    from reviewlake.training.stage import TrainRequest, train
+    from reviewlake.families import train
+    from reviewlake.training.stage import TrainRequest
 
     cfg = train_config(spark_home, train_home, *JOINT, "train.joint_topic.pretrain_epochs=2",
                        "train.joint_topic.epochs=2")
@@ -108,7 +109,8 @@ def test_embedding_runs_the_encoder_once_per_review(spark: SparkSession, joint: 
 
 def test_joint_topic_predicts_sentiment_and_topic_as_the_model_does(joint: tuple[Config, TrainReport]) -> None:
     from reviewlake.embeddings import sentence_embeddings
-    from reviewlake.predict import as_json, joint_scores
+    from reviewlake.families.joint_topic import joint_scores
+    from reviewlake.predict import as_json
 
     cfg, _ = joint
     model = registry.load(cfg, "t-joint@champion")

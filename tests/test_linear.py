@@ -11,7 +11,7 @@ from pyspark.ml.feature import HashingTF, NGram
 from pyspark.sql import DataFrame, SparkSession
 
 from reviewlake.config import LinearSettings
-from reviewlake.models.linear import build_pipeline, predict_linear, train_linear
+from reviewlake.families.linear import build_pipeline, predict_linear, train_linear
 
 PHRASES = {
     0: ["terrible", "broke after a week", "waste of money", "very disappointed", "do not buy", "awful"],

@@ -25,7 +25,8 @@ from reviewlake.config import Config
 from reviewlake.registry import ModelVersion
 from reviewlake.score import SCORES_SCHEMA, ScoreReport, score_reviews
 from reviewlake.topics import MODEL_TOPICS_SCHEMA
-from reviewlake.training.stage import TrainReport, TrainRequest, train
+from reviewlake.families import train
+from reviewlake.training.stage import TrainReport, TrainRequest
 from tests.conftest import REPO
 
 QUERIES = sorted((REPO / "conf" / "queries").glob("*.sql"))

@@ -6,6 +6,7 @@ through each backend in one test.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -20,9 +21,11 @@ from pyspark.sql import SparkSession
 
 from reviewlake import registry
 from reviewlake.config import Config
+from reviewlake.families import train
+from reviewlake.families.multitask import train_multitask
 from reviewlake.training.data import write_snapshot
-from reviewlake.training.loop import train_multitask
-from reviewlake.training.stage import TrainReport, TrainRequest, train
+from reviewlake.training.spec import RunSpec
+from reviewlake.training.stage import TrainReport, TrainRequest
 from tests.conftest import REPO, load_job, train_config as config
 
 @pytest.fixture(scope="module")
@@ -36,20 +39,19 @@ def silver(train_silver: Config) -> Config:
     return train_silver
 
 
-def loop_spec(spark: SparkSession, cfg: Config, run_dir: Path, threads: int) -> dict[str, object]:
+def loop_spec(spark: SparkSession, cfg: Config, run_dir: Path, threads: int) -> RunSpec:
     """A spec for one process of the train loop, the tiny encoder, over a fresh snapshot of silver (its
     description in ``snapshot.json`` beside it, as the train stage writes it)."""
-    from reviewlake.models.multitask import load_tokenizer
-    from reviewlake.training.stage import _snapshot_meta
+    from reviewlake.encoders import load_tokenizer
+    from reviewlake.training.stage import snapshot_meta as _snapshot_meta
 
     snap = write_snapshot(spark, cfg, run_dir / "data", "tiny", 64, None, [], parts=2)
     (run_dir / "snapshot.json").write_text(json.dumps(_snapshot_meta(snap)))
     tok = load_tokenizer("tiny")
-    return {"run_id": run_dir.name, "model": cfg.train.multitask.model_dump(), "num_classes": 2, "num_aspects": 10,
-            "class_weights": snap.class_weights, "files": snap.files, "checkpoint_dir": str(run_dir),
-            "torch_threads": threads, "checkpoint_every": 10, "seed": 1, "use_gpu": False, "max_steps": None,
-            "resume": False, "comm": "single", "reader": "pyarrow",
-            "tokens": [tok.cls_token_id, tok.sep_token_id, tok.pad_token_id]}
+    return RunSpec(run_id=run_dir.name, model=cfg.train.multitask.model_dump(), num_classes=2,
+                   class_weights=snap.class_weights, files=snap.files, checkpoint_dir=str(run_dir),
+                   torch_threads=threads, checkpoint_every=10, seed=1, use_gpu=False,
+                   extra={"num_aspects": 10, "tokens": [tok.cls_token_id, tok.sep_token_id, tok.pad_token_id]})
 
 
 def test_loop_trains_in_one_process_and_checkpoints(spark: SparkSession, silver: Config, home: Path) -> None:
@@ -109,7 +111,7 @@ def test_a_snapshot_has_a_folder_per_split_and_replaces_an_older_one(spark: Spar
     import numpy as np
     import pyarrow.parquet as pq
 
-    from reviewlake.models.multitask import load_tokenizer
+    from reviewlake.encoders import load_tokenizer
 
     rows = pq.read_table(second.files["train"], columns=["text_clean", "input_ids"]).to_pylist()
     expected = load_tokenizer("tiny")([r["text_clean"] for r in rows], add_special_tokens=False, truncation=True,
@@ -129,7 +131,7 @@ def test_token_ids_in_a_worker_are_the_tokenizers_without_importing_torch(encode
     import sys
 
     from reviewlake.config import load_config
-    from reviewlake.models.multitask import load_tokenizer
+    from reviewlake.encoders import load_tokenizer
     from reviewlake.training.data import token_ids
 
     if encoder == "mpnet":
@@ -153,8 +155,11 @@ def test_encode_gives_each_row_its_own_pooled_vector() -> None:
     import numpy as np
     import torch
 
-    from reviewlake.models.multitask import MultiTaskModel, load_encoder
-    from reviewlake.training.loop import Shard, collate, encode
+    from reviewlake.encoders import load_encoder
+    from reviewlake.families.multitask import MultiTaskModel
+    from reviewlake.encoders import collate
+    from reviewlake.families.multitask import encode
+    from reviewlake.training.loop import Shard
 
     torch.manual_seed(0)
     model = MultiTaskModel(load_encoder("tiny"), 2, 10)
@@ -171,7 +176,7 @@ def test_encode_gives_each_row_its_own_pooled_vector() -> None:
 def test_heads_only_epochs_train_on_vectors_encoded_once(spark: SparkSession, silver: Config, home: Path,
                                                          caplog: pytest.LogCaptureFixture) -> None:
     spec = loop_spec(spark, silver, home / "cached", threads=2)
-    spec["model"] = {**spec["model"], "head_epochs": 4, "epochs": 1, "patience": 1}
+    spec = spec.with_(model={**spec.model, "head_epochs": 4, "epochs": 1, "patience": 1})
     with caplog.at_level("INFO", logger="reviewlake.training.loop"):
         result = train_multitask(spec)
     assert "encoded" in caplog.text and "once for the heads-only epochs" in caplog.text
@@ -229,7 +234,7 @@ def test_torch_distributor_registers_evaluates_and_predicts(spark: SparkSession,
 
 def test_bitlinear_compares_with_the_full_precision_version_of_its_own_encoder(silver: Config,
                                                                                first: TrainReport) -> None:
-    from reviewlake.training.stage import same_encoder_version
+    from reviewlake.families.multitask import same_encoder_version
 
     cfg = silver.model_copy(update={"registry": silver.registry.model_copy(update={"prefix": "t-"})})
     assert same_encoder_version(cfg, "tiny") == "t-multitask@champion"  # the champion has that encoder
@@ -316,11 +321,11 @@ def test_a_killed_run_resumes_from_its_checkpoint(spark: SparkSession, silver: C
 
     run_dir = silver.paths.checkpoints / "killed-run"
     spec = loop_spec(spark, silver, run_dir, threads=1)
-    (run_dir / "spec.json").write_text(json.dumps(spec))
+    (run_dir / "spec.json").write_text(json.dumps(dataclasses.asdict(spec)))
     proc = subprocess.Popen(
         [str(REPO / ".venv" / "bin" / "python"), "-c",
-         "import json, sys; from reviewlake.training.loop import train_multitask; "
-         "train_multitask(json.load(open(sys.argv[1])))", str(run_dir / "spec.json")],
+         "import json, sys; from reviewlake.families.multitask import train_multitask; "
+         "from reviewlake.training.spec import RunSpec; train_multitask(RunSpec(**json.load(open(sys.argv[1]))))", str(run_dir / "spec.json")],
         env={**os.environ, "PYTHONPATH": str(REPO / "lib")}, start_new_session=True)
     latest = run_dir / "latest.pt"
     deadline = time.time() + 240
@@ -388,7 +393,7 @@ def test_bitlinear_trains_from_pretrained_weights_and_compares_with_full_precisi
         spark: SparkSession, silver: Config, first: TrainReport) -> None:
     from torch import nn
 
-    from reviewlake.models.bitlinear import METHOD, BitLinear
+    from reviewlake.quantization import BITLINEAR_METHOD as METHOD, BitLinear
 
     # The tiny encoder is random, not pretrained: it needs the tests' learning rate, not the config's.
     cfg = silver.model_copy(update={"train": silver.train.model_copy(update={"bitlinear": silver.train.bitlinear.model_copy(

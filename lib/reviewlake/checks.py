@@ -60,7 +60,7 @@ def check_model(spark: SparkSession, cfg: Config, reference: str, reviews: Path 
     report.product_rows, report.product_accuracy = len(frame), float(hit.mean())
     report.product_misses = [(lab, text) for lab, text, h in zip(frame["label"], frame["text"], hit) if not h]
     predictor = getattr(model.unwrap_python_model(), "predictor", None)
-    if predictor is not None:
+    if predictor is not None and "max_windows" in predictor.meta:  # a family that windows long texts
         report.long = _long_reviews(spark, cfg, predictor)
     return report
 

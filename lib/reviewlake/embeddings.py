@@ -67,7 +67,7 @@ def embedding_udf(encoder: str, max_length: int, batch_size: int, threads: int) 
     def embed(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
         import torch
 
-        from reviewlake.models.multitask import load_encoder, load_tokenizer
+        from reviewlake.encoders import load_encoder, load_tokenizer
 
         torch.set_num_threads(threads)
         model, tokenizer = load_encoder(encoder), load_tokenizer(encoder)

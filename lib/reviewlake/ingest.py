@@ -32,6 +32,7 @@ from reviewlake.sources import ReadOptions, registry
 from reviewlake.sources.files import COMPRESSION_SUFFIXES, InputError, InputFiles, list_input
 from reviewlake.sources.tabular import mapping
 from reviewlake.spark import session_conf
+from reviewlake.text import has_text_column
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ def validate(staged: DataFrame, time_format: TimeFormat | None, max_text_chars: 
     checks: list[tuple[str, Column, Column]] = [
         ("unparseable", F.col("parse_error").isNotNull(), F.col("parse_error")),
         ("wrong_type", F.col("type_error").isNotNull(), F.col("type_error")),
-        ("missing_text", F.col("text").isNull() | ~F.col("text").rlike(r"[^\s\p{Z}\p{C}]"),
+        ("missing_text", ~has_text_column(F.col("text")),
          F.lit("no review text")),
         (
             "invalid_utf8",

@@ -33,7 +33,8 @@ from reviewlake.preprocess import preprocess
 from reviewlake.registry import ModelVersion, resolve
 from reviewlake.score import score_reviews
 from reviewlake.training.backends import BACKENDS
-from reviewlake.training.stage import MODEL_TYPES, TrainRequest, train
+from reviewlake.families import FAMILIES, family, train
+from reviewlake.training.stage import TrainRequest
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +143,7 @@ def _train(spark: SparkSession, cfg: Config, request: PipelineRequest) -> StageR
             model=model, backend=backend, num_proc=num_proc,
             local_mode=request.local_mode or cfg.train.local_mode, use_gpu=request.use_gpu or cfg.train.use_gpu,
             epochs=request.epochs, max_rows=request.max_rows, name=f"{cfg.registry.prefix}{model}"))
-        launched = NO_BACKEND.get(model, f"{backend} x{num_proc}")
+        launched = family(model).launcher or f"{backend} x{num_proc}"
         lines.append(f"{launched}: {report.summary()}")
     return StageResult("train", "done", 0.0, "\n".join(lines), _rows(spark, cfg, "model_metrics"))
 
@@ -190,10 +191,6 @@ _STAGE_FUNCTIONS: dict[str, Callable[[SparkSession, Config, PipelineRequest], St
     "ingest": _ingest, "preprocess": _preprocess, "train": _train, "score": _score, "aggregate": _aggregate}
 
 
-# Model types whose training launches no torch processes, and how they train instead.
-NO_BACKEND = {"linear": "Spark MLlib", "multitask-int8": "quantized on the driver"}
-
-
 def _models(cfg: Config, request: PipelineRequest) -> list[tuple[str, str]]:
     """(model type, backend) of each model to train: ``MODEL:BACKEND`` names its own backend, a bare
     ``MODEL`` takes ``--backend`` or ``train.backend``."""
@@ -210,16 +207,17 @@ def check_request(cfg: Config, request: PipelineRequest) -> None:
     if unknown:
         raise ConfigError(f"pipeline --skip {','.join(unknown)}: unknown stage; stages: {', '.join(STAGES)}")
     models = _models(cfg, request)
-    bad = [m for m, _ in models if m not in MODEL_TYPES]
+    bad = [m for m, _ in models if m not in FAMILIES]
     if bad:
-        raise ConfigError(f"pipeline: unknown model type(s) {', '.join(bad)} to train; one of: {', '.join(MODEL_TYPES)}")
+        raise ConfigError(f"pipeline: unknown model type(s) {', '.join(bad)} to train; one of: {', '.join(FAMILIES)}")
     bad = [f"{m}:{b}" for m, b in models if b not in BACKENDS]
     if bad:
         raise ConfigError(f"pipeline: unknown backend in {', '.join(bad)}; one of: {', '.join(BACKENDS)}")
     for item in request.models:
         model, named, _ = item.partition(":")
-        if named and model in NO_BACKEND:
-            raise ConfigError(f"pipeline: {item}: {model} trains with {NO_BACKEND[model]}, through no backend")
+        launcher = family(model).launcher
+        if named and launcher is not None:
+            raise ConfigError(f"pipeline: {item}: {model} trains with {launcher}, through no backend")
 
 
 def run_pipeline(spark: SparkSession, cfg: Config, request: PipelineRequest) -> PipelineReport:

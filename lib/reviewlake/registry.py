@@ -19,7 +19,7 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from reviewlake.config import PROJECT_ROOT, Config
+from reviewlake.config import PROJECT_ROOT, Cleaning, Config
 
 log = logging.getLogger(__name__)
 
@@ -183,3 +183,58 @@ def code_paths() -> list[str]:
     """The library, shipped inside each model so it loads in any process."""
     return [str(PROJECT_ROOT / "lib" / "reviewlake") if (PROJECT_ROOT / "lib" / "reviewlake").is_dir()
             else str(Path(__file__).parent)]
+
+
+def saved_cleaning(cfg: Config, reference: str) -> Cleaning | None:
+    """The cleaning rules version ``reference`` was trained with (its MLflow model metadata), without
+    loading the model; None for a version registered before versions carried them."""
+    configure(cfg)
+    uri = f"models:/{reference}"
+    try:
+        info = mlflow.models.get_model_info(uri)
+    except MlflowException as exc:
+        raise _unknown(cfg, MlflowClient(), reference) from exc
+    saved = (info.metadata or {}).get("cleaning")
+    return Cleaning.model_validate(saved) if saved is not None else None
+
+
+def task_device() -> str:
+    """``cuda:N`` for the GPU Spark assigned to the running task, else ``cpu``."""
+    from pyspark import TaskContext
+
+    context = TaskContext.get()
+    gpus = context.resources().get("gpu") if context is not None else None
+    if gpus is None or not gpus.addresses:
+        return "cpu"
+    import torch
+
+    if not torch.cuda.is_available():
+        raise RuntimeError(f"Spark gave this task GPU {gpus.addresses[0]} but torch sees no CUDA device; "
+                           "check the executor's CUDA install or turn spark.gpu.enabled off")
+    return f"cuda:{gpus.addresses[0]}"
+
+
+# The model each Python worker loaded, by (tracking URI, model version, device): one at a time.
+_LOADED: dict[tuple[str, str, str], Any] = {}
+
+
+def worker_model(tracking_uri: str, reference: str, threads: int) -> Any:
+    """The pyfunc of ``reference`` (``NAME/VERSION``), loaded once per Python worker and device."""
+    device = task_device()
+    key = (tracking_uri, reference, device)
+    if key not in _LOADED:
+        import mlflow
+        import torch
+
+        torch.set_num_threads(threads)
+        # Both: the registry URI would otherwise come from MLFLOW_REGISTRY_URI where the worker's environment
+        # has one (mlflow.set_registry_uri exports it to child processes), another registry than this one.
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(tracking_uri)
+        _LOADED.clear()
+        model = mlflow.pyfunc.load_model(f"models:/{reference}")
+        if device != "cpu":
+            model.unwrap_python_model().use_device(device)
+        _LOADED[key] = model
+        log.info("loaded %s on %s", reference, device)
+    return _LOADED[key]

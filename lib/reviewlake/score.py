@@ -11,8 +11,12 @@ worker loads the registered model (``mlflow.pyfunc``, the same object ``predict`
 it across batches and tasks (Spark reuses its Python workers), with its torch threads from config, on
 the GPU Spark gave its task if it has one. The predictors tokenize a batch at a time and run under
 ``torch.inference_mode``. A joint-topic model reuses the embeddings its encoder already has in
-``tables.embeddings`` (training stored them) and encodes only the texts without one. The linear (MLlib)
-model scores natively in Spark, with no Python worker.
+``tables.embeddings`` (training stored them) and encodes only the texts without one. A family that
+scores natively in Spark (``Family.spark_scores``: the linear MLlib model) does so, with no Python worker.
+
+The text a version scores is silver's raw title and text cleaned by the rules that version was
+trained with (its input contract), not by today's config; a version registered before versions
+carried their rules scores silver's ``text_clean``.
 
 A review with no text gets the status ``empty_text`` and no score; one longer than ``score.max_chars``
 is scored on its first ``max_chars`` characters with the status ``truncated``.
@@ -38,6 +42,7 @@ from pyspark.sql import types as T
 from reviewlake import registry, tables
 from reviewlake.config import Config
 from reviewlake.embeddings import embeddings_for, text_hash
+from reviewlake.families import family
 from reviewlake.registry import ModelVersion
 
 log = logging.getLogger(__name__)
@@ -72,48 +77,6 @@ _PREDICTED = ["status", "sentiment", "sentiment_prob", "rating_pred", "aspects",
               "topic_prob", "topic_label"]
 _ARROW_BATCH = "spark.sql.execution.arrow.maxRecordsPerBatch"
 
-# The model each Python worker loaded, by (tracking URI, model version, device): one at a time.
-_LOADED: dict[tuple[str, str, str], Any] = {}
-
-
-def task_device() -> str:
-    """``cuda:N`` for the GPU Spark assigned to the running task, else ``cpu``."""
-    from pyspark import TaskContext
-
-    context = TaskContext.get()
-    gpus = context.resources().get("gpu") if context is not None else None
-    if gpus is None or not gpus.addresses:
-        return "cpu"
-    import torch
-
-    if not torch.cuda.is_available():
-        raise RuntimeError(f"Spark gave this task GPU {gpus.addresses[0]} but torch sees no CUDA device; "
-                           "check the executor's CUDA install or turn spark.gpu.enabled off")
-    return f"cuda:{gpus.addresses[0]}"
-
-
-def worker_model(tracking_uri: str, reference: str, threads: int) -> Any:
-    """The pyfunc of ``reference`` (``NAME/VERSION``), loaded once per Python worker and device."""
-    device = task_device()
-    key = (tracking_uri, reference, device)
-    if key not in _LOADED:
-        import mlflow
-        import torch
-
-        torch.set_num_threads(threads)
-        # Both: the registry URI would otherwise come from MLFLOW_REGISTRY_URI where the worker's environment
-        # has one (mlflow.set_registry_uri exports it to child processes), another registry than this one.
-        mlflow.set_tracking_uri(tracking_uri)
-        mlflow.set_registry_uri(tracking_uri)
-        _LOADED.clear()
-        model = mlflow.pyfunc.load_model(f"models:/{reference}")
-        if device != "cpu":
-            model.unwrap_python_model().use_device(device)
-        _LOADED[key] = model
-        log.info("loaded %s on %s", reference, device)
-    return _LOADED[key]
-
-
 def pyfunc_scorer(tracking_uri: str, reference: str, threads: int) -> Any:
     """The ``mapInPandas`` function: batches of ``review_id, text, text_hash, too_long`` in, one row of
     predictions per review out (see ``_UDF_SCHEMA``)."""
@@ -121,7 +84,7 @@ def pyfunc_scorer(tracking_uri: str, reference: str, threads: int) -> Any:
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         model = None
         for batch in batches:
-            model = model or worker_model(tracking_uri, reference, threads)
+            model = model or registry.worker_model(tracking_uri, reference, threads)
             inputs = pd.DataFrame({"text": batch["text"].fillna("")})
             if "embedding" in batch.columns:  # stored embeddings of a joint-topic model's encoder
                 inputs["embedding"] = batch["embedding"]
@@ -134,27 +97,6 @@ def pyfunc_scorer(tracking_uri: str, reference: str, threads: int) -> Any:
             yield pd.concat([batch[["review_id", "text_hash", "too_long"]].reset_index(drop=True), out], axis=1)
 
     return score
-
-
-def linear_scores(wrapper: Any, rows: DataFrame) -> DataFrame:
-    """``rows`` (``review_id, text, text_hash, too_long``) scored in Spark by the MLlib pipeline of
-    ``wrapper`` (the loaded :class:`~reviewlake.training.linear.LinearPyfunc`), with the columns of
-    ``_UDF_SCHEMA``."""
-    from reviewlake.models.linear import predict_linear
-    from reviewlake.predict import SENTIMENT_NAMES
-
-    names = F.array(*[F.lit(n) for n in SENTIMENT_NAMES[int(wrapper.meta["num_classes"])]])
-    has_text = F.trim(F.col("text")) != ""
-    scored = predict_linear(wrapper.model, rows.withColumn("text_clean", F.col("text")))
-    best = F.col("pred") + 1
-    return scored.select(
-        "review_id", "text_hash", "too_long",
-        F.when(has_text, "ok").otherwise("empty_text").alias("status"),
-        F.when(has_text, F.element_at(names, best)).alias("sentiment"),
-        F.when(has_text, F.element_at("proba", best)).alias("sentiment_prob"),
-        F.lit(None).cast("double").alias("rating_pred"), F.lit("").alias("aspects"), F.lit("{}").alias("aspect_probs"),
-        F.lit(None).cast("double").alias("topic_id"), F.lit(None).cast("double").alias("topic_prob"),
-        F.lit(None).cast("string").alias("topic_label"))
 
 
 def as_scores(predicted: DataFrame, model: ModelVersion, silver_version: int) -> DataFrame:
@@ -229,15 +171,20 @@ def score_reviews(spark: SparkSession, cfg: Config, reference: str, full: bool =
     full
         Score every silver review again (their scores of this version are replaced), not only the new.
     """
+    from reviewlake.preprocess import add_clean_text
     from reviewlake.training.data import silver_at_version
 
     clock = time.perf_counter()
     model = registry.resolve(cfg, reference)
+    kind = family(model.model_type)
     silver, silver_version = silver_at_version(spark, cfg)
     name = cfg.table("scores")
     table = tables.owned_table(spark, name, SCORES_SCHEMA, "scores", PARTITION_BY)
     limit = cfg.score.max_chars
-    rows = silver.select("review_id", F.coalesce("text_clean", F.lit("")).alias("text_clean")).select(
+    rules = registry.saved_cleaning(cfg, model.reference)
+    texts = (silver.select("review_id", "text_clean") if rules is None
+             else add_clean_text(silver.select("review_id", "title", "text"), rules).select("review_id", "text_clean"))
+    rows = texts.select("review_id", F.coalesce("text_clean", F.lit("")).alias("text_clean")).select(
         "review_id", F.substring("text_clean", 1, limit).alias("text"), text_hash().alias("text_hash"),
         (F.length("text_clean") > limit).alias("too_long"))
     done = spark.table(name).where((F.col("model_name") == model.name) & (F.col("model_version") == model.version))
@@ -251,8 +198,8 @@ def score_reviews(spark: SparkSession, cfg: Config, reference: str, full: bool =
     spark.conf.set(_ARROW_BATCH, str(cfg.score.batch_rows))
     uri = registry.tracking_uri(cfg)
     embeddings = cfg.table("embeddings")
-    # The MLlib pipeline loads once, on the driver; the torch families load in each Python worker.
-    linear = registry.load(cfg, model.reference).unwrap_python_model() if model.model_type == "linear" else None
+    # A family that scores in Spark loads once, on the driver; the others load in each Python worker.
+    in_spark = registry.load(cfg, model.reference).unwrap_python_model() if kind.spark_scores else None
     scored = 0
     try:
         for chunk in range(chunks if pending else 0):
@@ -260,10 +207,10 @@ def score_reviews(spark: SparkSession, cfg: Config, reference: str, full: bool =
             sc.setJobDescription(label)
             part = todo.where(F.pmod(F.xxhash64("review_id"), F.lit(chunks)) == chunk) if chunks > 1 else todo
             size = math.ceil(pending / chunks)
-            if linear is not None:
-                predicted = linear_scores(linear, part)
+            if kind.spark_scores is not None:
+                predicted = kind.spark_scores(in_spark, part)
             else:
-                if model.model_type == "joint-topic" and model.encoder and spark.catalog.tableExists(embeddings):
+                if kind.uses_embeddings and model.encoder and spark.catalog.tableExists(embeddings):
                     part = part.join(embeddings_for(spark, cfg, model.encoder), ["review_id", "text_hash"], "left")
                 # Tasks of score.task_rows rows: the UI and the progress log advance a task at a time.
                 tasks = max(sc.defaultParallelism, math.ceil(size / cfg.score.task_rows))

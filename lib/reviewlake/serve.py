@@ -5,7 +5,8 @@ FastAPI on uvicorn, loopback by default (``serve.host``, ``serve.port``):
 - ``POST /predict`` with ``{"texts": [...]}`` (or ``{"text": "..."}``) answers ``predict``'s JSON for each
   text: sentiment, confidence, rating, aspects, and the topic when a topic model is registered;
 - ``POST /predict/csv`` takes a CSV upload with a ``text`` column and returns it scored (every input
-  column plus ``predict --input``'s columns);
+  column plus ``predict --input``'s columns), for a spreadsheet: a cell that would run as a formula
+  (``=``, ``+``, ``-``, ``@`` first) gets a leading ``'`` (``predict --output`` keeps the data as given);
 - ``GET /`` is a page with a text box, the upload, and charts of the sentiment distribution and of the
   topic x sentiment gold table; ``GET /api/topics`` is that table as JSON;
 - bad input gets a 4xx with one clear ``detail`` line: too many or too long texts, an upload that is too
@@ -13,7 +14,7 @@ FastAPI on uvicorn, loopback by default (``serve.host``, ``serve.port``):
 
 The models are the registered champions that ``aggregate`` uses (``registry.prefix`` +
 ``aggregate.sentiment_model`` / ``topic_model`` at ``registry.alias``), loaded once. Texts are cleaned by
-silver's own Spark rules, as in ``predict``, with a local Spark session that has no Hive catalog: the
+silver's Spark rules as each model version was trained with them, as in ``predict``, with a local Spark session that has no Hive catalog: the
 gold table is read by path, so the service never holds the embedded metastore the jobs need.
 """
 
@@ -35,13 +36,16 @@ from pyspark.sql import SparkSession
 from reviewlake import registry
 from reviewlake.aggregate import COLOURS, stacked_shares
 from reviewlake.config import Config
+from reviewlake.families.base import TOPIC_COLUMNS, cleaning_of
 from reviewlake.predict import as_json, clean_texts
 from reviewlake.spark import table_path
 
 log = logging.getLogger(__name__)
 
 ADDED = ["status", "sentiment", "sentiment_prob", "rating_pred", "aspects"]
-TOPIC_ADDED = ["topic_id", "topic_prob", "topic_label"]
+TOPIC_ADDED = list(TOPIC_COLUMNS)
+# A cell starting with one of these runs as a formula when a spreadsheet opens the CSV (OWASP, CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 class PredictRequest(BaseModel):
@@ -83,12 +87,26 @@ def load_models(cfg: Config, sentiment_ref: str | None = None, topics_ref: str |
 
 
 def predict_frame(spark: SparkSession, cfg: Config, models: Models, texts: pd.Series) -> pd.DataFrame:
-    """``predict``'s columns for ``texts``: the sentiment model's, and the topic model's topic columns."""
-    cleaned = pd.DataFrame({"text": clean_texts(spark, cfg, texts)}, index=texts.index)  # once for both models
-    out = models.sentiment.predict(cleaned)
+    """``predict``'s columns for ``texts``: the sentiment model's, and the topic model's topic columns; each
+    model reads the texts cleaned by the rules it was trained with."""
+    def cleaned(model: Any) -> pd.DataFrame:
+        return pd.DataFrame({"text": clean_texts(spark, cleaning_of(model, cfg.preprocess.cleaning), texts)},
+                            index=texts.index)
+
+    out = models.sentiment.predict(cleaned(models.sentiment))
     if models.topics is not None:
-        out[TOPIC_ADDED] = models.topics.predict(cleaned)[TOPIC_ADDED]
+        out[TOPIC_ADDED] = models.topics.predict(cleaned(models.topics))[TOPIC_ADDED]
     return out
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every text cell that a spreadsheet would run as a formula (it starts with ``=``,
+    ``+``, ``-``, ``@``, a tab or a carriage return) prefixed with a single quote, as OWASP advises for CSV
+    exports. The service's CSV download is for spreadsheets; ``predict --output`` keeps the data as given."""
+    def escape(value: Any) -> Any:
+        return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
+
+    return frame.apply(lambda column: column.map(escape) if column.dtype == object else column)
 
 
 def gold_version(cfg: Config) -> str | None:
@@ -207,7 +225,7 @@ def create_app(spark: SparkSession, cfg: Config, models: Models) -> FastAPI:
         with lock:
             out = predict_frame(spark, cfg, models, frame["text"])
         added = ADDED + (TOPIC_ADDED if models.topics is not None else [])
-        scored = pd.concat([frame, out[added]], axis=1).to_csv(index=False)
+        scored = spreadsheet_safe(pd.concat([frame, out[added]], axis=1)).to_csv(index=False)
         stem = name.rsplit(".", 1)[0]
         return Response(scored, media_type="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="{stem}.scored.csv"'})

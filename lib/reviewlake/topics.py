@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import logging
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 from pyspark.ml.feature import RegexTokenizer, StopWordsRemover
@@ -162,3 +162,19 @@ def write_topics(spark: SparkSession, cfg: Config, model: str, version: str, top
     (table.alias("t").merge(frame.alias("s"), "t.model = s.model AND t.version = s.version AND t.topic_id = s.topic_id")
      .whenMatchedUpdateAll().whenNotMatchedInsertAll().whenNotMatchedBySourceDelete(this_version).execute())
     log.info("%s: %d topics of %s v%s", name, len(topics), model, version)
+
+
+def format_topic_table(rows: list[dict[str, Any]], topic_diversity: float | None = None) -> str:
+    """The joint sentiment-topic seed's table: per topic, reviews, share negative / positive of its
+    labelled reviews, NPMI coherence of its terms, and its label."""
+    def share(value: float | None) -> str:
+        return f"{value:>8.1%}" if value is not None else f"{'-':>8}"
+
+    lines = [f"{'topic':>5}  {'reviews':>8}  {'negative':>8}  {'positive':>8}  {'npmi':>6}  label"]
+    for r in rows:
+        npmi = f"{r['npmi']:6.3f}" if r.get("npmi") is not None else f"{'-':>6}"
+        lines.append(f"{r['topic_id']:>5}  {r['reviews']:>8,}  {share(r.get('share_negative'))}  "
+                     f"{share(r.get('share_positive'))}  {npmi}  {r['label']}")
+    if topic_diversity is not None:
+        lines.append(f"topic diversity {topic_diversity:.2f} (share of distinct terms among the topics' top terms)")
+    return "\n".join(lines)

@@ -1,18 +1,21 @@
 """The launchers that run one train function on Spark: TorchDistributor and Horovod on Spark.
 
-Both run the same function with the same spec; only ``spec['comm']`` (how ranks talk) and
-``spec['reader']`` (pyarrow or Petastorm) differ.
+Both run the same function with the same :class:`~reviewlake.training.spec.RunSpec`; only its
+``comm`` (how ranks talk) and ``reader`` (pyarrow or Petastorm) differ.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from pyspark.sql import SparkSession
 
 from reviewlake.spark import is_local
+
+if TYPE_CHECKING:
+    from reviewlake.training.spec import RunSpec
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +110,7 @@ def preflight(spark: SparkSession, request: Any) -> None:
             log.info("training process %d on %s: GPU(s) %s", r["task"], r["host"], ",".join(r["gpus"]))
 
 
-def run(spark: SparkSession, backend: str, fn: Callable[[dict[str, Any]], dict[str, Any]], spec: dict[str, Any],
+def run(spark: SparkSession, backend: str, fn: Callable[["RunSpec"], dict[str, Any]], spec: "RunSpec",
         num_proc: int, local_mode: bool, use_gpu: bool) -> dict[str, Any]:
     """Run ``fn(spec)`` on ``num_proc`` processes with ``backend``; return rank 0's result.
 
@@ -118,7 +121,7 @@ def run(spark: SparkSession, backend: str, fn: Callable[[dict[str, Any]], dict[s
     if backend == "torch-distributor":
         from pyspark.ml.torch.distributor import TorchDistributor
 
-        spec = {**spec, "comm": "ddp", "reader": "pyarrow"}
+        spec = spec.with_(comm="ddp", reader="pyarrow")
         # use_gpu defaults to true in TorchDistributor and fails on a CPU machine: always pass it.
         result = TorchDistributor(num_processes=num_proc, local_mode=local_mode, use_gpu=use_gpu).run(fn, spec)
         if result is None:
@@ -126,6 +129,6 @@ def run(spark: SparkSession, backend: str, fn: Callable[[dict[str, Any]], dict[s
         return dict(result)
     import horovod.spark
 
-    spec = {**spec, "comm": "horovod", "reader": "petastorm"}
+    spec = spec.with_(comm="horovod", reader="petastorm")
     results = horovod.spark.run(fn, args=(spec,), num_proc=num_proc, use_gloo=True, verbose=0)
     return dict(results[0])

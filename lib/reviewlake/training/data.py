@@ -85,7 +85,7 @@ def tokenize(df: DataFrame, encoder: str, max_tokens: int) -> DataFrame:
     does, without importing transformers, which imports torch (about 4 CPU seconds per worker here,
     more than tokenizing a snapshot of a few thousand reviews takes).
     """
-    from reviewlake.models.multitask import load_tokenizer
+    from reviewlake.encoders import load_tokenizer
 
     backend = load_tokenizer(encoder).backend_tokenizer.to_str()
 
@@ -203,7 +203,7 @@ def build_vocabulary(train: DataFrame, size: int, min_count: int) -> list[str]:
     ``min_count`` reviews (MLlib ``CountVectorizer``; ids 0 and 1 are padding and unknown words)."""
     from pyspark.ml.feature import CountVectorizer, RegexTokenizer
 
-    from reviewlake.models.bilstm import WORD_GAPS
+    from reviewlake.families.bilstm import WORD_GAPS
 
     tokens = RegexTokenizer(inputCol="text_clean", outputCol="_words", pattern=WORD_GAPS, toLowercase=True,
                             minTokenLength=1).transform(train.fillna({"text_clean": ""}))
@@ -223,7 +223,7 @@ def write_word_snapshot(spark: SparkSession, cfg: Config, root: Path, vocab_size
     vocabulary = build_vocabulary(rows.where(F.col("split") == "train"), vocab_size, min_count)
 
     def ids(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
-        from reviewlake.models.bilstm import encode_words, words
+        from reviewlake.families.bilstm import encode_words, words
 
         index = {w: i + 2 for i, w in enumerate(vocabulary)}
         for texts in batches:

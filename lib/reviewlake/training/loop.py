@@ -1,12 +1,13 @@
-"""The one training loop of the multi-task transformer, run unchanged by every backend.
+"""The training runtime every family's train function runs on, whatever launched it.
 
-:func:`train_multitask` is a plain function of a pickleable spec: ``TorchDistributor.run`` starts it
-under torchrun (DDP over gloo, or nccl on a GPU), ``horovod.spark.run`` under Horovod, and a test
-calls it directly (one process). Each rank reads its own shard of the run's Parquet snapshot (pyarrow,
-or Petastorm under Horovod), trains in two phases (heads only with the encoder frozen, then the top
-layers too), evaluates on validation after every epoch, stops early, and on rank 0 writes
-checkpoints (model, optimizer, scheduler, step, epoch, position in the epoch) every N steps and at
-each epoch's end. Every rank returns the same result, so the launcher may take any rank's.
+A train function is a plain function of a :class:`~reviewlake.training.spec.RunSpec`:
+``TorchDistributor.run`` starts it under torchrun (DDP over gloo, or nccl on a GPU),
+``horovod.spark.run`` under Horovod, and a test calls it directly (one process). This module is what
+such a function shares: its rank's shard of the run's Parquet snapshot (pyarrow, or Petastorm under
+Horovod), the process group (:class:`Comm`), shuffled length-sorted batches, checkpoints written by
+rank 0 (model, optimizer, scheduler, loop state) every N steps and at each epoch's end, resume,
+early-stopping bookkeeping, and the masked loss. Every rank returns the same result, so the launcher
+may take any rank's.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
-from reviewlake.models.multitask import MultiTaskModel, load_encoder, multitask_loss
+from reviewlake.training.spec import RunSpec
 
 log = logging.getLogger(__name__)
 
@@ -98,43 +100,6 @@ def batch_rows(lengths: np.ndarray, batch_size: int, steps: int, seed: int, star
                             for chunk in np.split(order, range(window, len(order), window))]) if len(order) else order
     for b in rng.permutation(steps)[start:]:
         yield order[b * batch_size:(b + 1) * batch_size]
-
-
-def targets(shard: Shard, rows: np.ndarray) -> dict[str, torch.Tensor]:
-    return {"sentiment": torch.from_numpy(shard.sentiment[rows]), "rating": torch.from_numpy(shard.rating[rows]),
-            "aspects": torch.from_numpy(shard.aspects[rows])}
-
-
-def encode(model: MultiTaskModel, shard: Shard, max_len: int, tokens: tuple[int, int, int], batch_size: int,
-           device: torch.device) -> torch.Tensor:
-    """The frozen encoder's pooled vector of every row (eval mode, no dropout), in row order.
-
-    Rows are encoded shortest first, so a batch pads little.
-    """
-    out = torch.empty((len(shard), int(getattr(model.encoder, "config").hidden_size)), dtype=torch.float32)
-    order = np.argsort([len(x) for x in shard.ids], kind="stable")
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        for b in range(0, len(order), batch_size):
-            rows = order[b:b + batch_size]
-            batch = collate([shard.ids[i][:max_len - 2] for i in rows], *tokens)
-            out[torch.from_numpy(rows)] = model.pool(batch["input_ids"].to(device),
-                                                     batch["attention_mask"].to(device)).float().cpu()
-    model.train(was_training)
-    return out
-
-
-def collate(ids: list[np.ndarray], cls: int, sep: int, pad: int) -> dict[str, torch.Tensor]:
-    """[CLS] ids [SEP], padded to the longest in the batch, and the attention mask."""
-    width = max(len(x) for x in ids) + 2
-    input_ids = torch.full((len(ids), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(ids), width), dtype=torch.long)
-    for i, x in enumerate(ids):
-        row = torch.cat([torch.tensor([cls]), torch.from_numpy(np.asarray(x, dtype=np.int64)), torch.tensor([sep])])
-        input_ids[i, :len(row)] = row
-        mask[i, :len(row)] = 1
-    return {"input_ids": input_ids, "attention_mask": mask}
 
 
 class Comm:
@@ -237,53 +202,33 @@ class Comm:
             dist.destroy_process_group()
 
 
-def macro_f1(confusion: np.ndarray) -> float:
-    """Macro-averaged F1 from a confusion matrix (rows true, columns predicted)."""
-    tp = np.diag(confusion).astype(float)
-    precision = np.divide(tp, confusion.sum(0), out=np.zeros_like(tp), where=confusion.sum(0) > 0)
-    recall = np.divide(tp, confusion.sum(1), out=np.zeros_like(tp), where=confusion.sum(1) > 0)
-    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(tp), where=precision + recall > 0)
-    return float(f1.mean())
-
-
 def _save(obj: dict[str, Any], path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)  # a kill mid-write never leaves a torn checkpoint
 
 
-def build_model(spec: dict[str, Any]) -> MultiTaskModel:
-    m = spec["model"]
-    model = MultiTaskModel(load_encoder(m["encoder"]), spec["num_classes"], spec["num_aspects"], m["pooling"],
-                           m["dropout"])
-    if spec.get("bitlinear"):  # multitask-bitlinear: ternary weights, spec["bitlinear"]-bit activations
-        from reviewlake.models.bitlinear import to_bitlinear
-
-        to_bitlinear(model, spec["bitlinear"])
-    return model
-
-
-def start_rank(spec: dict[str, Any]) -> tuple[Comm, Path, Path]:
+def start_rank(spec: RunSpec) -> tuple[Comm, Path, Path]:
     """What every train function does first in its process: torch threads, logging, the process group,
     seeds, the checkpoint folder. Returns the comm and the paths of the latest and best checkpoints."""
-    torch.set_num_threads(spec["torch_threads"])
+    torch.set_num_threads(spec.torch_threads)
     if not logging.getLogger().handlers:  # a fresh training process: progress lines on its stderr
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                             datefmt="%H:%M:%S")
-    comm = Comm(spec["comm"], spec["use_gpu"])
-    random.seed(spec["seed"])
-    np.random.seed(spec["seed"])
-    torch.manual_seed(spec["seed"])
-    ckpt_dir = Path(spec["checkpoint_dir"])
+    comm = Comm(spec.comm, spec.use_gpu)
+    random.seed(spec.seed)
+    np.random.seed(spec.seed)
+    torch.manual_seed(spec.seed)
+    ckpt_dir = Path(spec.checkpoint_dir)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     return comm, ckpt_dir / "latest.pt", ckpt_dir / "best.pt"
 
 
-def resume(spec: dict[str, Any], comm: Comm, latest: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+def resume(spec: RunSpec, comm: Comm, latest: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
            state: dict[str, Any], scheduler: Any = None) -> tuple[dict[str, Any], int]:
-    """With ``spec['resume']`` and a latest checkpoint: load model, optimizer (and scheduler) from it and
+    """With ``spec.resume`` and a latest checkpoint: load model, optimizer (and scheduler) from it and
     return its loop state and step; otherwise ``state`` and step 0."""
-    if not (spec.get("resume") and latest.exists()):
+    if not (spec.resume and latest.exists()):
         return state, 0
     saved = torch.load(latest, map_location="cpu", weights_only=False)
     model.load_state_dict(saved["model"])
@@ -297,12 +242,12 @@ def resume(spec: dict[str, Any], comm: Comm, latest: Path, model: nn.Module, opt
     return state, int(state["step"])
 
 
-def save_latest(spec: dict[str, Any], comm: Comm, latest: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+def save_latest(spec: RunSpec, comm: Comm, latest: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
                 state: dict[str, Any], scheduler: Any = None) -> None:
     """Rank 0 writes the latest checkpoint: model, optimizer, scheduler (if any) and the loop state."""
     if comm.rank == 0:
         saved = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": state,
-                 "spec_run": spec["run_id"]}
+                 "spec_run": spec.run_id}
         if scheduler is not None:
             saved["scheduler"] = scheduler.state_dict()
         _save(saved, latest)
@@ -352,182 +297,14 @@ def finish(comm: Comm, state: dict[str, Any], model: nn.Module, best_path: Path)
     comm.close()
 
 
-def train_multitask(spec: dict[str, Any]) -> dict[str, Any]:
-    """Train the multi-task model as one rank of ``spec['comm']`` ("single", "ddp" or "horovod").
-
-    Returns the same dict on every rank: the best validation macro-F1, the path of its model state
-    (written by rank 0), steps taken and planned, the step resumed from, and the per-epoch history.
-    """
-    comm, latest, best_path = start_rank(spec)
-    m = spec["model"]
-
-    train = read_shard(spec["files"]["train"], comm.rank, comm.world, spec["reader"])
-    validation = read_shard(spec["files"]["validation"], comm.rank, comm.world, spec["reader"])
-    if spec.get("eval_rows"):  # the same sample every epoch: model selection need not score millions
-        keep = -(-spec["eval_rows"] // comm.world)
-        validation = Shard(validation.ids[:keep], validation.sentiment[:keep], validation.rating[:keep],
-                           validation.aspects[:keep])
-    steps_per_epoch = comm.min(len(train) // m["batch_size"])  # equal steps on every rank
-    if steps_per_epoch == 0:
-        raise ValueError(f"{len(train)} training rows per process is less than one batch of {m['batch_size']}")
-    epochs = m["head_epochs"] + m["epochs"]
-    planned = steps_per_epoch * epochs
-    if spec.get("max_steps"):
-        planned = min(planned, spec["max_steps"])
-
-    model = build_model(spec)
-    model.to(comm.device)
-    tokens = spec["tokens"]
-    head_names = {n for n, _ in model.named_parameters() if not n.startswith("encoder.")}
-    no_decay = ("bias", "LayerNorm.weight", "norm.weight")
-    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
-    for n, p in model.named_parameters():
-        groups.setdefault((n in head_names, not n.endswith(no_decay)), []).append(p)
-    optimizer: torch.optim.Optimizer = torch.optim.AdamW([
-        {"params": ps, "lr": m["head_lr"] if head else m["lr"], "weight_decay": m["weight_decay"] if decay else 0.0}
-        for (head, decay), ps in sorted(groups.items())])
-    head_steps = min(planned, steps_per_epoch * m["head_epochs"])
-    # Each phase has its own schedule: linear warm-up over warmup_share of its steps, then linear decay
-    # to zero at its end. ``bounds`` is the current phase's first step and end step.
-    bounds = [0, head_steps if head_steps else planned]
-
-    def factor(step: int) -> float:
-        length = max(1, bounds[1] - bounds[0])
-        warm = max(1, int(m["warmup_share"] * length))
-        at = step - bounds[0]
-        return min((at + 1) / warm, max(0.0, (length - at) / max(1, length - warm)))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-    class_weights = torch.tensor(spec["class_weights"], dtype=torch.float32, device=comm.device)
-    weights = (m["loss_weights"]["sentiment"], m["loss_weights"]["rating"], m["loss_weights"]["aspects"])
-
-    state: dict[str, Any] = {"step": 0, "epoch": 0, "batch": 0, "best": -1.0, "bad_epochs": 0, "history": [],
-                             "phase": None, "phase_start": 0}
-    state, resumed_from = resume(spec, comm, latest, model, optimizer, state, scheduler)
-
-    def checkpoint() -> None:
-        save_latest(spec, comm, latest, model, opt, state, scheduler)
-
-    # Heads-only epochs after the first reuse the frozen encoder's pooled vectors, computed once per
-    # process, when they fit in feature_cache_mb: each such epoch then takes seconds, not an encoder pass.
-    hidden = int(getattr(model.encoder, "config").hidden_size)
-    use_cache = (m["head_epochs"] > 1 and head_steps > steps_per_epoch
-                 and (len(train) + len(validation)) * hidden * 4 <= m["feature_cache_mb"] * 2 ** 20)
-    features: dict[str, torch.Tensor] = {}
-
-    def evaluate() -> float:
-        model.eval()
-        k = spec["num_classes"]
-        confusion = torch.zeros((k, k), dtype=torch.long)
-        n = len(validation)
-        with torch.no_grad():
-            for b in range(0, n, m["eval_batch_size"]):
-                rows = range(b, min(n, b + m["eval_batch_size"]))
-                with comm.autocast():
-                    if "validation" in features:
-                        logits = model(pooled=features["validation"][b:b + len(rows)].to(comm.device))[0]
-                    else:
-                        batch = collate([validation.ids[i][:m["max_length"] - 2] for i in rows], *tokens)
-                        logits = model(batch["input_ids"].to(comm.device),
-                                       batch["attention_mask"].to(comm.device))[0]
-                truth = torch.from_numpy(validation.sentiment[list(rows)])
-                pred = logits.argmax(-1).cpu()
-                for t, p in zip(truth[truth >= 0].tolist(), pred[truth >= 0].tolist()):
-                    confusion[t, p] += 1
-        model.train()
-        return macro_f1(comm.sum(confusion).numpy())
-
-    phase = None
-    trainer: nn.Module = model
-    opt = optimizer
-    comm.broadcast(model, optimizer)
-    if comm.kind == "horovod":
-        # One wrapper for the whole run, hooking every parameter some phase trains; parameters
-        # frozen in the current phase get a zero gradient from Horovod, dropped before the step.
-        model.set_trainable(m["unfreeze_layers"] if m["epochs"] > 0 else 0)
-        trainer, opt = comm.trainer(model, optimizer)
-        # The wrapper loaded the optimizer's state, so it holds param groups of its own: the learning-
-        # rate schedule must drive those, or Horovod trains at the first step's rate throughout.
-        scheduler.optimizer = opt
-    lengths = np.asarray([min(len(x), m["max_length"]) for x in train.ids])
-    busy = 0.0  # seconds in training steps (batches, forward, backward, step), for throughput
-    clock = time.perf_counter()
-    while state["epoch"] < epochs and state["step"] < planned:
-        stage = 0 if state["epoch"] < m["head_epochs"] else 1  # heads only, then fine-tuning
-        top = 0 if stage == 0 else m["unfreeze_layers"]
-        if stage != phase:
-            model.set_trainable(top)
-            if comm.kind != "horovod":
-                trainer, opt = comm.trainer(model, opt)
-            phase = stage
-            if state["phase"] != stage:  # a new phase, not one resumed
-                state["phase"], state["phase_start"] = stage, state["step"]
-            end = head_steps if stage == 0 else min(planned, state["phase_start"] + steps_per_epoch * m["epochs"])
-            bounds[:] = [state["phase_start"], end]
-            for group, base in zip(opt.param_groups, scheduler.base_lrs):
-                group["lr"] = base * factor(state["step"])
-            features.clear()
-            if stage == 0 and use_cache:
-                clock = time.perf_counter()
-                for name, shard in (("train", train), ("validation", validation)):
-                    with comm.autocast():
-                        features[name] = encode(model, shard, m["max_length"], tokens, m["eval_batch_size"],
-                                                comm.device)
-                if comm.rank == 0:
-                    log.info("encoded %d rows once for the heads-only epochs (%.1f rows/s per process)",
-                             len(train) + len(validation),
-                             (len(train) + len(validation)) / (time.perf_counter() - clock))
-                clock = time.perf_counter()
-        model.train()
-        seen = 0
-        started = time.perf_counter()
-        for rows in batch_rows(lengths, m["batch_size"], steps_per_epoch, spec["seed"] + state["epoch"],
-                               start=state["batch"]):
-            if "train" in features:
-                inputs = {"pooled": features["train"][torch.from_numpy(rows)]}
-            else:
-                inputs = collate([train.ids[i][:m["max_length"] - 2] for i in rows], *tokens)
-            batch = {k: v.to(comm.device) for k, v in (inputs | targets(train, rows)).items()}
-            with comm.autocast():  # bf16 on a GPU; the loss in float32
-                outputs = trainer(**{k: batch[k] for k in inputs})
-            loss, parts = multitask_loss(tuple(o.float() for o in outputs), batch["sentiment"], batch["rating"],
-                                         batch["aspects"], weights, class_weights)
-            opt.zero_grad()
-            loss.backward()
-            optimizer_step(comm, model, opt, m["clip_norm"])
-            scheduler.step()
-            state["step"] += 1
-            state["batch"] += 1
-            seen += len(rows)
-            if comm.rank == 0 and state["step"] % 10 == 0:
-                log.info("step %d/%d epoch %d loss %.4f (%.1f samples/s per process)", state["step"], planned,
-                         state["epoch"], parts["loss"], seen / (time.perf_counter() - clock))
-            if state["step"] % spec["checkpoint_every"] == 0:
-                checkpoint()
-            if state["step"] >= planned:
-                break
-        busy += time.perf_counter() - started
-        if state["batch"] < steps_per_epoch and state["step"] >= planned:
-            break  # stopped by max_steps inside the epoch
-        f1 = evaluate()
-        end_epoch(comm, state, model, best_path, f1, True,
-                  {"val_macro_f1": f1, "phase": "heads" if stage == 0 else f"top{top}",
-                   "lr": max(g["lr"] for g in opt.param_groups)}, "macro-F1")  # lr: 0 at a phase's end
-        stop = False
-        if state["bad_epochs"] >= m["patience"]:  # patience ends the heads-only phase, or the run
-            if stage == 0 and m["epochs"] > 0:
-                state["epoch"] = max(state["epoch"], m["head_epochs"])
-            else:
-                stop = True
-        if stage == 0 and state["epoch"] >= m["head_epochs"]:
-            state["bad_epochs"] = 0  # fine-tuning counts its own epochs without improvement
-        checkpoint()
-        if stop:
-            break
-        clock = time.perf_counter()
-    finish(comm, state, model, best_path)
-    return {"best_val_macro_f1": state["best"], "best_state": str(best_path), "steps": state["step"],
-            "planned_steps": planned, "resumed_from_step": resumed_from, "history": state["history"],
-            "world_size": comm.world, "steps_per_epoch": steps_per_epoch,
-            # this run's training samples over all ranks, and the returning rank's seconds in training steps
-            "samples": (state["step"] - resumed_from) * m["batch_size"] * comm.world, "train_seconds": busy}
+def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor,
+                         class_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross entropy (weighted by ``class_weights``) over the rows with a label; ``-1`` marks a row
+    without one, which adds nothing (and a batch without labels gives 0, still in the graph)."""
+    has_label = (labels >= 0).to(logits.dtype)
+    per_row = F.cross_entropy(logits, labels.clamp(min=0), weight=class_weights, reduction="none")
+    if class_weights is not None:
+        norm = (class_weights[labels.clamp(min=0)] * has_label).sum().clamp(min=1e-8)
+    else:
+        norm = has_label.sum().clamp(min=1.0)
+    return (per_row * has_label).sum() / norm
