@@ -15,7 +15,7 @@ from reviewlake import registry
 from reviewlake.config import Config
 from reviewlake.families.bilstm import UNK, WORD_GAPS, BiLSTMClassifier, encode_words, words
 from reviewlake.families import train
-    from reviewlake.training.stage import TrainRequest
+from reviewlake.training.stage import TrainRequest
 from tests.conftest import train_config
 
 BILSTM = ["train.bilstm.batch_size=32", "train.bilstm.epochs=3", "train.bilstm.max_length=64",
@@ -54,6 +54,6 @@ def test_bilstm_trains_through_each_backend_and_predicts(spark: SparkSession, sp
     assert accuracy["amazon-tsv"] > 0.75, report.summary()
     model = registry.load(cfg, f"{name}@champion")
     out = model.predict(pd.DataFrame({"text": ["terrible, it broke after two days, waste of money", ""]}))
-    assert list(out["status"]) == ["ok", "empty_text"] and out["sentiment"][0] in ("negative", "positive")
+    assert list(out["status"]) == ["ok", "empty_text"] and list(out["sentiment"]) == ["negative", None]
     vocabulary = model.unwrap_python_model().predictor.index
     assert 100 < len(vocabulary) <= 1998 and min(vocabulary.values()) == 2

@@ -32,14 +32,16 @@ def test_joint_topic_trains_registers_and_describes_its_topics(spark: SparkSessi
     assert "topic diversity" in report.summary()
     accuracy = {s: v for s, m, v in report.test_metrics if m == "accuracy"}
     assert accuracy["amazon-tsv"] > 0.75
-    topics = spark.table(cfg.table("model_topics")).where("model = 't-joint' AND version = '1'").orderBy(
+    topics = spark.table(cfg.table("model_topics")).where(f"model = 't-joint' AND version = '{report.version}'").orderBy(
         "topic_id").collect()
     assert [t["topic_id"] for t in topics] == [0, 1, 2, 3]
     assert all(len(t["terms"]) == 8 and t["label"].count(" / ") == 2 and len(t["examples"]) == 3 for t in topics)
     assert sum(t["reviews"] for t in topics) == report.rows["train"]
     found = {r["metric"]: r["value"] for r in spark.table(cfg.table("model_metrics")).where(
         "model = 't-joint' AND split = 'train' AND source = 'amazon-tsv'").collect()}
-    assert -1.0 <= found["topic_silhouette"] <= 1.0 and -1.0 <= found["topic_npmi"] <= 1.0
+    assert found["topic_silhouette"] > 0.0  # the topics are clusters of the latent, not noise
+    # One source: its coherence is the mean of the topics' own.
+    assert found["topic_npmi"] == pytest.approx(np.mean([t["npmi"] for t in topics if t["npmi"] is not None]))
     # The generator plants product categories: the topics recover them well above chance (NMI ~ 0.01).
     assert found["topic_nmi_category"] > 0.15, found
 

@@ -59,7 +59,7 @@ def scored(spark: SparkSession, train_silver: Config, t_multitask: TrainReport,
     # t-joint's training stored its encoder's embeddings of silver: scoring reuses them.
     spark.sql(f"CREATE OR REPLACE TABLE {cfg.table('embeddings')} USING delta AS "
               f"SELECT * FROM {train_silver.table('embeddings')}")
-    return cfg, {ref: score_reviews(spark, cfg, ref) for ref in ("t-multitask/1", "t-joint/1")}
+    return cfg, {ref: score_reviews(spark, cfg, ref) for ref in (f"t-multitask/{t_multitask.version}", "t-joint/1")}
 
 
 def test_every_family_scores_as_its_model_predicts(spark: SparkSession, scored: tuple[Config, dict[str, ScoreReport]],
@@ -102,31 +102,35 @@ def test_incremental_runs_score_new_and_changed_reviews_only(spark: SparkSession
                                                              t_multitask: TrainReport) -> None:
     cfg = with_settings(train_silver, "score_incremental", chunk_rows=400, max_chars=5000)  # silver: <= 5000
     half = copy_silver(spark, train_silver, cfg, "xxhash64(review_id) % 2 = 0")
-    first = score_reviews(spark, cfg, "t-multitask/1")
+    first = score_reviews(spark, cfg, f"t-multitask/{t_multitask.version}")
     assert (first.scored, first.already, first.chunks) == (half, 0, -(-half // 400))
     # New reviews arrive, two of them bad: no text, and text over score.max_chars.
     rest = spark.table(train_silver.table("silver")).where("xxhash64(review_id) % 2 != 0")
     template = rest.limit(1)
-    bad = template.withColumn("review_id", F.lit("bad-empty")).withColumn("text_clean", F.lit("")).unionByName(
-        template.withColumn("review_id", F.lit("bad-long")).withColumn("text_clean", F.repeat(F.lit("works well. "), 500)))
+    def review(review_id: str, text: Any) -> Any:  # raw text (what a version cleans by its own rules) and silver's
+        return (template.withColumn("review_id", F.lit(review_id)).withColumn("title", F.lit(None).cast("string"))
+                .withColumn("text", text).withColumn("text_clean", F.trim(text)))
+
+    bad = review("bad-empty", F.lit("\u200b ")).unionByName(review("bad-long", F.repeat(F.lit("works well. "), 500)))
     rest.unionByName(bad).write.format("delta").mode("append").saveAsTable(cfg.table("silver"))
     total = spark.table(cfg.table("silver")).count()
-    second = score_reviews(spark, cfg, "t-multitask/1")
+    second = score_reviews(spark, cfg, f"t-multitask/{t_multitask.version}")
     assert (second.scored, second.already) == (total - half, half)
     assert second.statuses["empty_text"] == 1 and second.statuses["truncated"] == 1
     rows = {r["review_id"]: r for r in spark.table(cfg.table("scores")).where("review_id LIKE 'bad-%'").collect()}
     assert rows["bad-empty"]["status"] == "empty_text" and rows["bad-empty"]["sentiment"] is None
     assert rows["bad-long"]["status"] == "truncated" and rows["bad-long"]["sentiment"] in ("negative", "positive")
-    assert score_reviews(spark, cfg, "t-multitask/1").scored == 0
+    assert score_reviews(spark, cfg, f"t-multitask/{t_multitask.version}").scored == 0
     # A review whose text changed is scored again, in place.
     changed = spark.table(cfg.table("silver")).where("review_id NOT LIKE 'bad-%'").orderBy("review_id").first()
     assert changed is not None
     DeltaTable.forName(spark, cfg.table("silver")).update(F.col("review_id") == changed["review_id"],
-                                                          {"text_clean": F.lit("terrible, it broke in a day")})
-    assert score_reviews(spark, cfg, "t-multitask/1").scored == 1
-    full = score_reviews(spark, cfg, "t-multitask/1", full=True)
+                                                          {"text": F.lit("terrible, it broke in a day"),
+                                                           "title": F.lit(None), "text_clean": F.lit("terrible, it broke in a day")})
+    assert score_reviews(spark, cfg, f"t-multitask/{t_multitask.version}").scored == 1
+    full = score_reviews(spark, cfg, f"t-multitask/{t_multitask.version}", full=True)
     assert (full.scored, full.already) == (total, 0)
-    assert one_per_key(spark, cfg, "t-multitask", "1") == (total, total)
+    assert one_per_key(spark, cfg, "t-multitask", t_multitask.version) == (total, total)
 
 
 def test_scoring_runs_the_model_once_per_review(spark: SparkSession, train_silver: Config, t_multitask: TrainReport,
@@ -154,7 +158,7 @@ def test_scoring_runs_the_model_once_per_review(spark: SparkSession, train_silve
         return counted
 
     monkeypatch.setattr(score, "pyfunc_scorer", counting)
-    report = score_reviews(spark, cfg, "t-multitask/1")
+    report = score_reviews(spark, cfg, f"t-multitask/{t_multitask.version}")
     assert report.scored == rows == sum(int(n) for n in batches.read_text().split())
 
 
@@ -275,14 +279,14 @@ def location(spark: SparkSession, table: str) -> str:
 
 def test_killed_scoring_reruns_and_gold_answers_the_shipped_queries_in_a_new_process(
         spark: SparkSession, scored: tuple[Config, dict[str, ScoreReport]], train_silver: Config, train_home: Path,
-        tmp_path: Path) -> None:
+        tmp_path: Path, t_multitask: TrainReport) -> None:
     """The gold tables of t-multitask x t-joint, and a scoring job SIGKILLed after the first of its three
     chunks (the re-run here scores the rest in one), in new
     ``spark-submit.sh`` processes. They have a metastore of their own (the tests' embedded one admits one
     process): the first one registers the test's Delta tables there by location."""
     cfg, _ = scored
     cfg = cfg.model_copy(update={"paths": cfg.paths.model_copy(update={"reports": tmp_path})})
-    aggregate(spark, cfg, registry.resolve(cfg, "t-multitask/1"), registry.resolve(cfg, "t-joint/1"))
+    aggregate(spark, cfg, registry.resolve(cfg, f"t-multitask/{t_multitask.version}"), registry.resolve(cfg, "t-joint/1"))
     kill = with_settings(train_silver, "score_kill")
     total = copy_silver(spark, train_silver, kill)
     tables.owned_table(spark, kill.table("scores"), SCORES_SCHEMA, "scores")
@@ -308,7 +312,7 @@ def test_killed_scoring_reruns_and_gold_answers_the_shipped_queries_in_a_new_pro
         spark.catalog.setCurrentDatabase("default")
 
     job = subprocess.Popen([*base, "--set", f"database={kill.database}", "--set", "score.chunk_rows=400", "score",
-                            "--model", "t-multitask/1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            "--model", f"t-multitask/{t_multitask.version}"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            text=True, start_new_session=True)
     seen = []
     assert job.stdout is not None
@@ -321,6 +325,6 @@ def test_killed_scoring_reruns_and_gold_answers_the_shipped_queries_in_a_new_pro
     assert job.returncode == -signal.SIGKILL, "".join(seen[-40:])
     committed = spark.table(kill.table("scores")).count()
     assert 0 < committed < total
-    rerun = score_reviews(spark, kill, "t-multitask/1")
+    rerun = score_reviews(spark, kill, f"t-multitask/{t_multitask.version}")
     assert (rerun.scored, rerun.already) == (total - committed, committed)
-    assert one_per_key(spark, kill, "t-multitask", "1") == (total, total)
+    assert one_per_key(spark, kill, "t-multitask", t_multitask.version) == (total, total)

@@ -23,6 +23,7 @@ from reviewlake import registry
 from reviewlake.config import Config
 from reviewlake.families import train
 from reviewlake.families.multitask import train_multitask
+from reviewlake.predict import predict_texts
 from reviewlake.training.data import write_snapshot
 from reviewlake.training.spec import RunSpec
 from reviewlake.training.stage import TrainReport, TrainRequest
@@ -208,28 +209,33 @@ def first(t_multitask: TrainReport) -> TrainReport:
 def test_torch_distributor_registers_evaluates_and_predicts(spark: SparkSession, silver: Config,
                                                             first: TrainReport) -> None:
     cfg = silver
-    assert (first.version, first.promoted, first.why) == ("1", True, "no champion yet")
+    assert (first.promoted, first.why) == (True, "no champion yet")  # the session's first t-multitask version
     assert first.rows["train"] > 800 and first.steps > 0
     metrics = spark.table(cfg.table("model_metrics")).where("model = 't-multitask' AND split = 'test'")
     found = {r["metric"]: r["value"] for r in metrics.where("source = 'amazon-tsv'").collect()}
     assert {"accuracy", "f1_macro", "rating_mae", "aspects_f1_macro"} <= set(found)
     assert found["accuracy"] > 0.75
     model = registry.load(cfg, "t-multitask@champion")
-    out = model.predict(pd.DataFrame({"text": ["great value, works perfectly, love it", ""]}))
-    assert list(out["status"]) == ["ok", "empty_text"]
-    assert out["sentiment"][0] in ("negative", "positive") and 1.0 <= out["rating_pred"][0] <= 5.0
+    out = model.predict(pd.DataFrame({"text": ["great value, works perfectly, love it", "",
+                                               "junk, broke right away, don't waste your money"]}))
+    assert list(out["status"]) == ["ok", "empty_text", "ok"]
+    assert list(out["sentiment"]) == ["positive", None, "negative"]
+    assert out["rating_pred"][0] > out["rating_pred"][2]  # the rating head learnt which has more stars
     # A second version (a candidate: heads only), chosen on the same validation rows, becomes champion
     # only if it is better.
     with_candidate = cfg.model_copy(update={"train": cfg.train.model_copy(
         update={"candidates": {"heads-only": {"epochs": 0}}})})
+    client = registry.configure(cfg)
+    champion = registry.champion(client, "t-multitask", "champion")
     second = train(spark, with_candidate, TrainRequest(model="multitask", backend="torch-distributor", num_proc=1,
                                                        local_mode=True, use_gpu=False, name="t-multitask",
                                                        candidate="heads-only"))
-    assert second.version == "2"
-    tags = registry.configure(cfg).get_model_version("t-multitask", "2").tags
+    assert second.version != first.version
+    tags = client.get_model_version("t-multitask", second.version).tags
     assert tags["candidate"] == "heads-only" and [h["phase"] for h in logged_history(cfg, second)] == ["heads"]
-    assert second.promoted == (second.val_macro_f1 > first.val_macro_f1)
-    assert "vs champion v1" in second.why
+    theirs = float(champion.tags[registry.VAL_F1_TAG])
+    assert second.promoted == (round(second.val_macro_f1, 6) > round(theirs, 6))
+    assert f"vs champion v{champion.version}" in second.why
 
 
 def test_bitlinear_compares_with_the_full_precision_version_of_its_own_encoder(silver: Config,
@@ -246,12 +252,18 @@ def test_check_scores_product_reviews_and_long_reviews_both_ways(spark: SparkSes
     from reviewlake.checks import check_model
 
     report = check_model(spark, silver, "t-multitask@champion")
-    assert report.product_rows == 40 and 0.0 <= report.product_accuracy <= 1.0
-    assert len(report.product_misses) == round(40 * (1 - report.product_accuracy))
+    expected = pd.read_csv(REPO / "conf" / "checks" / "product_reviews.csv", dtype=str, keep_default_na=False)
+    got = predict_texts(spark, silver, registry.load(silver, "t-multitask@champion"), expected["text"])
+    missed = [(label, text) for label, text, s in zip(expected["label"], expected["text"], got["sentiment"])
+              if label != s]
+    assert report.product_rows == 40 and report.product_misses == missed
+    assert report.product_accuracy == pytest.approx(1 - len(missed) / 40)
     # max_length 64: generated reviews of more than 62 tokens are scored with and without windows.
     assert [source for source, *_ in report.long] == ["amazon-tsv"]
     _, rows, windows, first_only = report.long[0]
-    assert rows > 0 and 0.0 <= windows <= 1.0 and 0.0 <= first_only <= 1.0
+    assert rows > 0
+    for accuracy in (windows, first_only):  # a share of those rows
+        assert accuracy * rows == pytest.approx(round(accuracy * rows))
     assert "with the first window only" in report.summary()
 
 
@@ -270,7 +282,8 @@ def test_too_many_processes_fail_at_once(spark: SparkSession, silver: Config) ->
                                           local_mode=False, use_gpu=False, name="t-too-many"))
 
 
-def test_predict_job_on_text_and_csv(silver: Config, first: TrainReport, home: Path, tmp_path: Path) -> None:
+def test_predict_job_on_text_and_csv(spark: SparkSession, silver: Config, first: TrainReport, home: Path,
+                                     tmp_path: Path) -> None:
     base = [str(REPO / "spark-submit.sh"), "--set", f"paths.mlflow={home / 'mlflow'}", "--set",
             "spark.conf={spark.ui.enabled: 'false'}"]
     env = {**os.environ, "REVIEWLAKE_HOME": str(tmp_path / "home")}
@@ -294,9 +307,11 @@ def test_predict_job_on_text_and_csv(silver: Config, first: TrainReport, home: P
                 "--spark-above", "1")
     out = finish(text, "text")
     answer = json.loads(out[out.index("{"):])
-    assert answer["sentiment"] in ("negative", "positive") and 0.5 <= answer["confidence"] <= 1.0
-    assert 1.0 <= answer["rating"] <= 5.0 and set(answer["aspect_probabilities"]) == set(
-        silver.preprocess.labels.aspects)
+    expected = predict_texts(spark, silver, registry.load(silver, "t-multitask@champion"),
+                             pd.Series(["Great value, fast shipping"])).iloc[0]  # the library's answer, in this process
+    assert (answer["sentiment"], answer["confidence"], answer["rating"]) == (
+        expected["sentiment"], round(float(expected["sentiment_prob"]), 4), round(float(expected["rating_pred"]), 2))
+    assert set(answer["aspect_probabilities"]) == set(silver.preprocess.labels.aspects)
     finish(csv, "csv")
     frame = pd.read_csv(scored, keep_default_na=False)
     assert list(frame.columns) == ["id", "text", "status", "sentiment", "sentiment_prob", "rating_pred", "aspects"]
@@ -358,7 +373,7 @@ def test_real_minilm_trains_a_few_steps_through_each_backend(spark: SparkSession
     assert [(h["phase"], h["lr"]) for h in logged_history(cfg, report)] == [("heads", 0.0)]
     model = registry.load(cfg, f"t-minilm-{backend}@champion")
     got = model.predict(pd.DataFrame({"text": ["the battery life is awful and it broke after two weeks"]}))
-    assert got["status"][0] == "ok" and 0.5 <= got["sentiment_prob"][0] <= 1.0
+    assert got["status"][0] == "ok" and got["sentiment"][0] in ("negative", "positive")  # 4 steps: any answer
 
 
 def test_int8_quantizes_a_registered_version_and_compares_it(spark: SparkSession, silver: Config,
@@ -367,11 +382,11 @@ def test_int8_quantizes_a_registered_version_and_compares_it(spark: SparkSession
 
     report = train(spark, silver, TrainRequest(model="multitask-int8", backend="torch-distributor", num_proc=1,
                                                local_mode=True, use_gpu=False, name="t-multitask-int8",
-                                               source_model="t-multitask/1"))
+                                               source_model=f"t-multitask/{first.version}"))
     assert (report.version, report.promoted) == ("1", True)
     assert "MB ->" in report.summary() and "CPU reviews/s" in report.summary()
-    tags = registry.configure(silver).get_model_version("t-multitask-int8", "1").tags
-    assert tags["source_model"] == "t-multitask/1"
+    tags = registry.configure(silver).get_model_version("t-multitask-int8", report.version).tags
+    assert tags["source_model"] == f"t-multitask/{first.version}"
     # The tiny encoder's weights are mostly its embedding table (kept in float32): smaller, not 4x.
     assert float(tags["size_mb"]) < float(tags["fp32_size_mb"])
     full = {s: v for s, m, v in first.test_metrics if m == "accuracy"}
@@ -383,7 +398,9 @@ def test_int8_quantizes_a_registered_version_and_compares_it(spark: SparkSession
     assert quantized and all(n.startswith("encoder.") for n in quantized)  # the heads stay float32
     assert type(predictor.model.sentiment) is torch.nn.Linear
     out = model.predict(pd.DataFrame({"text": ["works perfectly, love it", ""]}))
-    assert list(out["status"]) == ["ok", "empty_text"] and 1.0 <= out["rating_pred"][0] <= 5.0
+    direct = registry.load(silver, f"t-multitask/{first.version}").predict(pd.DataFrame({"text": ["works perfectly, love it"]}))
+    assert list(out["status"]) == ["ok", "empty_text"] and out["sentiment"][0] == direct["sentiment"][0]
+    assert abs(out["rating_pred"][0] - direct["rating_pred"][0]) < 0.25  # int8 stays near its source
     with pytest.raises(ValueError, match="not a full-precision multitask model"):
         train(spark, silver, TrainRequest(model="multitask-int8", backend="torch-distributor", num_proc=1,
                                           local_mode=True, use_gpu=False, name="t-x", source_model="t-multitask-int8/1"))
@@ -400,11 +417,11 @@ def test_bitlinear_trains_from_pretrained_weights_and_compares_with_full_precisi
         update={"multitask": {"lr": 0.003, "unfreeze_layers": 2}})})})
     report = train(spark, cfg, TrainRequest(model="multitask-bitlinear", backend="torch-distributor", num_proc=2,
                                             local_mode=False, use_gpu=False, name="t-multitask-bitlinear",
-                                            source_model="t-multitask/1"))
+                                            source_model=f"t-multitask/{first.version}"))
     assert (report.version, report.promoted) == ("1", True)
-    assert report.details.startswith("bitlinear vs fp32 (t-multitask/1)") and "CPU reviews/s" in report.details
-    tags = registry.configure(silver).get_model_version("t-multitask-bitlinear", "1").tags
-    assert tags["quantization"] == METHOD and tags["compared_with"] == "t-multitask/1"
+    assert report.details.startswith(f"bitlinear vs fp32 (t-multitask/{first.version})") and "CPU reviews/s" in report.details
+    tags = registry.configure(silver).get_model_version("t-multitask-bitlinear", report.version).tags
+    assert tags["quantization"] == METHOD and tags["compared_with"] == f"t-multitask/{first.version}"
     assert float(tags["size_mb"]) < float(tags["fp32_size_mb"])
     accuracy = {s: v for s, m, v in report.test_metrics if m == "accuracy"}
     assert accuracy["amazon-tsv"] > 0.7, report.summary()
@@ -415,4 +432,6 @@ def test_bitlinear_trains_from_pretrained_weights_and_compares_with_full_precisi
     assert bits and all(isinstance(m, BitLinear) and m.frozen for m in bits)  # heads too
     assert all(set(m.weight.unique().tolist()) <= {-1.0, 0.0, 1.0} for m in bits)
     out = model.predict(pd.DataFrame({"text": ["works perfectly, love it", ""]}))
-    assert list(out["status"]) == ["ok", "empty_text"] and 1.0 <= out["rating_pred"][0] <= 5.0
+    direct = registry.load(silver, f"t-multitask/{first.version}").predict(pd.DataFrame({"text": ["works perfectly, love it"]}))
+    assert list(out["status"]) == ["ok", "empty_text"] and out["sentiment"][0] == direct["sentiment"][0]
+    assert abs(out["rating_pred"][0] - direct["rating_pred"][0]) < 0.25  # int8 stays near its source
