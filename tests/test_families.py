@@ -236,7 +236,9 @@ def test_a_version_predicts_and_scores_with_the_cleaning_it_was_trained_with(spa
     and batch scores (``score``) stay what they were, and cleaning by the new config would change them."""
     from reviewlake.score import score_reviews
 
-    report = train(spark, own, request("linear", "fam-linear"))
+    small = own.model_copy(update={"train": own.train.model_copy(update={"linear": own.train.linear.model_copy(
+        update={"reg_params": [0.01], "num_features": 4096})})})
+    report = train(spark, small, request("linear", "fam-linear"))
     texts = pd.Series(["GREAT value!!! Love it", "Don't buy: it's junk, broke after 2 days",
                        "<b>It's perfect</b>, don't hesitate &amp; 5 stars"])
     model = registry.load(own, f"fam-linear/{report.version}")

@@ -178,7 +178,7 @@ def test_heads_only_epochs_train_on_vectors_encoded_once(spark: SparkSession, si
                                                          caplog: pytest.LogCaptureFixture) -> None:
     spec = loop_spec(spark, silver, home / "cached", threads=2)
     spec = spec.with_(model={**spec.model, "head_epochs": 4, "epochs": 1, "patience": 1})
-    with caplog.at_level("INFO", logger="reviewlake.training.loop"):
+    with caplog.at_level("INFO", logger="reviewlake.families.multitask"):
         result = train_multitask(spec)
     assert "encoded" in caplog.text and "once for the heads-only epochs" in caplog.text
     phases = [h["phase"] for h in result["history"]]

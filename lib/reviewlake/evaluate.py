@@ -24,6 +24,7 @@ from sklearn.metrics import (
 
 from reviewlake import tables
 from reviewlake.config import Config
+from reviewlake.metrics import macro_f1_score
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +98,9 @@ def _sentiment(y: np.ndarray, proba: np.ndarray, class_names: list[str]) -> list
     """Classification figures on labelled rows; macro averages over the classes present in ``y``.
 
     A class with no example in ``y`` has no recall, so it is left out of the macro averages (the
-    convention of MLlib's ``MulticlassMetrics``, which model selection uses); its wrong predictions
-    still lower the recall of the classes they were taken from.
+    convention of MLlib's ``MulticlassMetrics``); its wrong predictions still lower the recall of the
+    classes they were taken from. ``f1_macro`` is :func:`reviewlake.metrics.macro_f1_score`, the figure
+    model selection uses.
     """
     pred = proba.argmax(axis=1)
     present = np.unique(y)
@@ -107,7 +109,8 @@ def _sentiment(y: np.ndarray, proba: np.ndarray, class_names: list[str]) -> list
     for i, c in enumerate(present):
         name = class_names[c]
         out += [(f"precision_{name}", float(p[i])), (f"recall_{name}", float(r[i])), (f"f1_{name}", float(f[i]))]
-    out += [("precision_macro", float(p.mean())), ("recall_macro", float(r.mean())), ("f1_macro", float(f.mean()))]
+    out += [("precision_macro", float(p.mean())), ("recall_macro", float(r.mean())),
+            ("f1_macro", macro_f1_score(y, pred, proba.shape[1]))]
     if len(present) > 1:
         if proba.shape[1] == 2:
             auc = roc_auc_score(y == 1, proba[:, 1])

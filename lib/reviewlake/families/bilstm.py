@@ -21,7 +21,7 @@ import re
 import shutil
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -32,9 +32,10 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from reviewlake.families.base import SENTIMENT_NAMES, Family, ModelFolderPyfunc, read_meta, requirements, sentiment_frame
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
     from reviewlake.config import Config
+    from reviewlake.training.data import Snapshot
     from reviewlake.training.spec import RunSpec
     from reviewlake.training.stage import TrainReport, TrainRequest
 
@@ -222,13 +223,59 @@ class BilstmPyfunc(ModelFolderPyfunc):
     predictor_class = BilstmPredictor
 
 
+# ---------------------------------------------------------------------------------------------------
+# The train stage
+
+
+def build_vocabulary(train: "DataFrame", size: int, min_count: int) -> list[str]:
+    """The ``size - 2`` most frequent words of the train split's ``text_clean`` that appear in at least
+    ``min_count`` reviews (MLlib ``CountVectorizer``; ids 0 and 1 are padding and unknown words)."""
+    from pyspark.ml.feature import CountVectorizer, RegexTokenizer
+
+    tokens = RegexTokenizer(inputCol="text_clean", outputCol="_words", pattern=WORD_GAPS, toLowercase=True,
+                            minTokenLength=1).transform(train.fillna({"text_clean": ""}))
+    model = CountVectorizer(inputCol="_words", outputCol="_counts", vocabSize=size - 2,
+                            minDF=float(min_count)).fit(tokens)
+    return list(model.vocabulary)
+
+
+def write_word_snapshot(spark: "SparkSession", cfg: "Config", root: Path, vocab_size: int, min_count: int,
+                        max_length: int, max_rows: int | None, sources: list[str],
+                        parts: int) -> tuple["Snapshot", list[str]]:
+    """The BiLSTM's snapshot: a vocabulary from the train split, and each row's word ids (int32 bytes in
+    ``input_ids``, as the token snapshot) with its targets. Returns the snapshot and the vocabulary."""
+    from pyspark.sql import functions as F
+
+    from reviewlake.training.data import select_rows, silver_at_version, write_splits
+
+    label = cfg.train.label
+    silver, version = silver_at_version(spark, cfg)
+    rows = select_rows(silver, cfg, max_rows, sources)
+    vocabulary = build_vocabulary(rows.where(F.col("split") == "train"), vocab_size, min_count)
+
+    def ids(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
+        index = {w: i + 2 for i, w in enumerate(vocabulary)}
+        for texts in batches:
+            yield pd.Series([np.asarray(encode_words(words(t), index, max_length), dtype="<i4").tobytes()
+                             for t in texts.fillna("")])
+
+    frame = rows.select(
+        "review_id", "source", "split", "text_clean",
+        F.pandas_udf(ids, "binary")(F.col("text_clean")).alias("input_ids"),  # type: ignore[call-overload]
+        F.coalesce(F.col(label), F.lit(-1)).cast("int").alias("sentiment"),
+        F.col("rating").cast("float").alias("rating"),
+        F.transform("aspects", lambda a: a.cast("float")).alias("aspects"),
+    )
+    return write_splits(spark, cfg, frame, root, parts, version, sources, f"word ids of silver v{version}"), vocabulary
+
+
 def train_stage(spark: "SparkSession", cfg: "Config", request: "TrainRequest") -> "TrainReport":
     """Vocabulary and snapshot, training through the backend, evaluation per source, registration."""
     from reviewlake import registry
     from reviewlake.evaluate import Predictions, metrics
     from reviewlake.families import train_fingerprint
     from reviewlake.training import stage
-    from reviewlake.training.data import Snapshot, write_word_snapshot
+    from reviewlake.training.data import Snapshot
 
     clock = time.perf_counter()
     stage.preflight(spark, request)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from reviewlake.sources import ReadOptions, SourceReader, category_from_file, read_files, staged
+from reviewlake.sources.base import ReadOptions, SourceReader, category_from_file, read_files, staged
 from reviewlake.sources._json import not_a_string, parse_json_lines
 
 FIELDS = [

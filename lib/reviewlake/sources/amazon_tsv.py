@@ -9,7 +9,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from reviewlake.sources import ReadOptions, SourceReader, read_files, staged
+from reviewlake.sources.base import ReadOptions, SourceReader, read_files, staged
 
 COLUMNS = [
     "marketplace", "customer_id", "review_id", "product_id", "product_parent", "product_title",

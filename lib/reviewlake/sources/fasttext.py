@@ -11,7 +11,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from reviewlake.sources import ReadOptions, SourceReader, read_files, staged
+from reviewlake.sources.base import ReadOptions, SourceReader, read_files, staged
 
 LABELS = {"1": "negative", "2": "positive"}
 _LINE = r"^__label__(\S+) (.*)$"

@@ -13,7 +13,7 @@ from pyspark.sql import Window
 from pyspark.sql import functions as F
 
 from reviewlake.config import TabularSource
-from reviewlake.sources import ReadOptions, SourceReader, read_files, source_path, staged
+from reviewlake.sources.base import ReadOptions, SourceReader, read_files, source_path, staged
 
 CORRUPT = "_corrupt_record"
 
