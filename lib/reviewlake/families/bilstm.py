@@ -290,8 +290,8 @@ def train_stage(spark: "SparkSession", cfg: "Config", request: "TrainRequest") -
             parts=max(2, request.num_proc) * 2)
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "vocab.json").write_text(json.dumps(vocabulary))
-        return snapshot, stage.run_spec(cfg, request, snapshot, run_id, run_dir, settings.model_dump(),
-                                        vocab_size=len(vocabulary) + 2)
+        return snapshot, stage.run_spec(cfg, snapshot, run_id, run_dir, settings.model_dump(), request.use_gpu,
+                                        request.max_steps, vocab_size=len(vocabulary) + 2)
 
     run_id, run_dir, snapshot, spec = stage.prepare_run(cfg, request, build)
     result = stage.launch(spark, request, train_bilstm, spec, run_id)

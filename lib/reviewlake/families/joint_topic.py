@@ -414,7 +414,8 @@ def train_stage(spark: "SparkSession", cfg: "Config", request: "TrainRequest") -
                                           request.sources or cfg.train.sources, parts=max(2, request.num_proc) * 2)
         dim = len(pq.read_table(snapshot.files["train"][:1] or snapshot.files["train"], columns=["features"])
                   .column("features")[0].as_py()) // 4
-        return snapshot, stage.run_spec(cfg, request, snapshot, run_id, run_dir, settings.model_dump(), dim=dim)
+        return snapshot, stage.run_spec(cfg, snapshot, run_id, run_dir, settings.model_dump(), request.use_gpu,
+                                        request.max_steps, dim=dim)
 
     run_id, run_dir, snapshot, spec = stage.prepare_run(cfg, request, build)
     result = stage.launch(spark, request, train_joint_topic, spec, run_id)

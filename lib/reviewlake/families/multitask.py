@@ -558,15 +558,12 @@ def train_stage(spark: "SparkSession", cfg: "Config", request: "TrainRequest") -
 def loop_spec(cfg: "Config", settings: "MultitaskSettings", snapshot: "Snapshot", run_id: str, run_dir: Path,
               use_gpu: bool, max_steps: int | None) -> "RunSpec":
     """The spec :func:`train_multitask` runs with: ``settings`` over the run's token ``snapshot``."""
-    from reviewlake.training.spec import RunSpec
+    from reviewlake.training.stage import run_spec
 
     tokenizer = load_tokenizer(settings.encoder)
-    return RunSpec(run_id=run_id, model=settings.model_dump(), num_classes=snapshot.num_classes,
-                   class_weights=snapshot.class_weights, files=snapshot.files, checkpoint_dir=str(run_dir),
-                   torch_threads=cfg.train.torch_threads, checkpoint_every=cfg.train.checkpoint_every,
-                   seed=cfg.train.seed, use_gpu=use_gpu, max_steps=max_steps, eval_rows=cfg.train.eval_rows,
-                   extra={"num_aspects": len(cfg.preprocess.labels.aspects),
-                          "tokens": [tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id]})
+    return run_spec(cfg, snapshot, run_id, run_dir, settings.model_dump(), use_gpu, max_steps,
+                    num_aspects=len(cfg.preprocess.labels.aspects),
+                    tokens=[tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id])
 
 
 def _name(cfg: "Config", request: "TrainRequest") -> str:

@@ -53,13 +53,14 @@ class TrainRequest:
     source_model: str | None = None
 
 
-def run_spec(cfg: Config, request: TrainRequest, snapshot: Snapshot, run_id: str, run_dir: Path,
-             settings: dict[str, Any], **extra: Any) -> RunSpec:
-    """The spec of a new run from the config, the request and its snapshot."""
+def run_spec(cfg: Config, snapshot: Snapshot, run_id: str, run_dir: Path, settings: dict[str, Any], use_gpu: bool,
+             max_steps: int | None, **extra: Any) -> RunSpec:
+    """The spec of a new run from the config, its family's ``settings`` and its snapshot; ``extra`` is what
+    only that family's train function reads."""
     return RunSpec(run_id=run_id, model=settings, num_classes=snapshot.num_classes,
                    class_weights=snapshot.class_weights, files=snapshot.files, checkpoint_dir=str(run_dir),
                    torch_threads=cfg.train.torch_threads, checkpoint_every=cfg.train.checkpoint_every,
-                   seed=cfg.train.seed, use_gpu=request.use_gpu, max_steps=request.max_steps,
+                   seed=cfg.train.seed, use_gpu=use_gpu, max_steps=max_steps,
                    eval_rows=cfg.train.eval_rows, extra=extra)
 
 
